@@ -1,0 +1,86 @@
+"""Encode an image to tokens and back, from Python or the command line.
+
+    python -m qkvae.inference IMAGE [WEIGHTS] OUT [--tokens FILE] [--mode resize]
+    python -m qkvae.inference --decode TOKENS [WEIGHTS] OUT
+
+Prints one line in the card's format:
+``image=cat.png size=96 tokens=2304 codebook=15360 psnr=29.41dB -> out.png``.
+Bad inputs exit with status 2 and a one-line error, never a traceback.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+
+from analysis.metrics import psnr
+from qkvae.image import RESIZE_MODES, ImageError, load_image, save_png, to_uint8
+from qkvae.model import QKVAE
+from qkvae.tokens import TokenError, load_tokens, save_tokens
+from qkvae.weights import WeightsError, load_qkvae
+
+
+def reconstruction_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1, 1], (3, H, W) or (B, 3, H, W) (then the mean over images).
+
+    Convention: both are rounded to 8 bits first and compared with a peak of 255, as in
+    ``analysis.metrics``; identical images give 100 dB.
+    """
+    a8, b8 = to_uint8(a).reshape(-1, *a.shape[-2:], 3), to_uint8(b).reshape(-1, *b.shape[-2:], 3)
+    return float(np.mean([psnr(p, q) for p, q in zip(a8, b8)]))
+
+
+def reconstruct(model: QKVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image (3, 96, 96) in [-1, 1] -> (indices (2304,) int64, x_hat (3, 96, 96) on the CPU)."""
+    indices = model.encode(x.unsqueeze(0).to(model.device))
+    return indices[0].cpu(), model.decode(indices)[0].cpu()
+
+
+def setup_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m qkvae.inference", description=__doc__.split("\n")[0])
+    p.add_argument("paths", nargs="+", metavar="IMAGE [WEIGHTS] OUT",
+                   help="input image (omitted with --decode), optional weights, output PNG")
+    p.add_argument("--tokens", metavar="FILE", help="also write the 2,304 ids (.npy or .json)")
+    p.add_argument("--decode", metavar="FILE", help="decode ids from a .npy or .json file")
+    p.add_argument("--mode", choices=RESIZE_MODES, default="resize", help="how to fit the image to 96x96")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    args = p.parse_args(argv)
+    needed = (1, 2) if args.decode else (2, 3)
+    if len(args.paths) not in needed:
+        p.error("expected " + ("[WEIGHTS] OUT with --decode" if args.decode else "IMAGE [WEIGHTS] OUT"))
+    if args.decode:
+        args.paths.insert(0, None)
+    args.image, args.out = args.paths[0], args.paths[-1]
+    args.weights = args.paths[1] if len(args.paths) == 3 else None
+    return args
+
+
+def run(args: argparse.Namespace) -> str:
+    model = load_qkvae(args.weights, device=args.device)
+    c = model.config
+    if args.decode:
+        indices = torch.from_numpy(load_tokens(args.decode))
+        save_png(model.decode(indices.unsqueeze(0))[0], args.out)
+        return f"tokens={args.decode} size={c.image_size} tokens={c.num_tokens} codebook={c.codebook_size} -> {args.out}"
+    x = load_image(args.image, size=c.image_size, mode=args.mode)
+    indices, x_hat = reconstruct(model, x)
+    save_png(x_hat, args.out)
+    if args.tokens:
+        save_tokens(indices.numpy(), args.tokens)
+    return (f"image={args.image} size={c.image_size} tokens={c.num_tokens} codebook={c.codebook_size} "
+            f"psnr={reconstruction_psnr(x, x_hat):.2f}dB -> {args.out}")
+
+
+def main(argv=None) -> int:
+    args = setup_args(argv)
+    try:
+        print(run(args))
+    except (ImageError, TokenError, WeightsError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

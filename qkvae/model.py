@@ -1,0 +1,137 @@
+"""The QKVAE-1m model: a quantizing conv autoencoder with an FSQ bottleneck.
+
+Follows the published card (Glint Research): a 96x96 RGB image in [-1, 1] becomes a 48x48
+grid of FSQ codes with levels (8, 8, 8, 6, 5), i.e. 2,304 ids in 0..15,359. With the default
+config the model has exactly 1,063,304 trainable parameters.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from qkvae import fsq
+
+
+@dataclass(frozen=True)
+class QKVAEConfig:
+    levels: tuple = (8, 8, 8, 6, 5)  # FSQ levels per latent dimension; latent dim = len(levels)
+    in_channels: int = 3  # RGB
+    channels: int = 104  # width of every hidden conv
+    groups: int = 8  # GroupNorm groups
+    num_res_blocks: int = 2  # ResBlocks in the encoder and in the decoder
+    image_size: int = 96  # input side in pixels; the token grid is image_size // 2
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // 2
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid_size**2
+
+    @property
+    def codebook_size(self) -> int:
+        size = 1
+        for level in self.levels:
+            size *= level
+        return size
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "levels": list(self.levels)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QKVAEConfig":
+        return cls(**{**d, "levels": tuple(d["levels"])})
+
+
+def _norm(config: QKVAEConfig) -> nn.GroupNorm:
+    return nn.GroupNorm(config.groups, config.channels)
+
+
+class ResBlock(nn.Module):
+    """x + conv(SiLU(GN(conv(SiLU(GN(x))))))."""
+
+    def __init__(self, config: QKVAEConfig):
+        super().__init__()
+        c = config.channels
+        self.norm1 = _norm(config)
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.norm2 = _norm(config)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return x + h
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: QKVAEConfig):
+        super().__init__()
+        c = config.channels
+        self.conv_in = nn.Conv2d(config.in_channels, c, 3, padding=1)
+        self.down = nn.Conv2d(c, c, 4, stride=2, padding=1)
+        self.blocks = nn.Sequential(*[ResBlock(config) for _ in range(config.num_res_blocks)])
+        self.norm_out = _norm(config)
+        self.conv_out = nn.Conv2d(c, len(config.levels), 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.down(self.conv_in(x))  # (B, 104, 48, 48)
+        h = self.blocks(h)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, 5, 48, 48)
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: QKVAEConfig):
+        super().__init__()
+        c = config.channels
+        self.conv_in = nn.Conv2d(len(config.levels), c, 3, padding=1)
+        self.blocks = nn.Sequential(*[ResBlock(config) for _ in range(config.num_res_blocks)])
+        self.up_conv = nn.Conv2d(c, c, 3, padding=1)
+        self.norm_out = _norm(config)
+        self.conv_out = nn.Conv2d(c, config.in_channels, 3, padding=1)
+
+    def forward(self, codes: Tensor) -> Tensor:
+        h = self.blocks(self.conv_in(codes))  # (B, 104, 48, 48)
+        h = F.interpolate(h, scale_factor=2, mode="nearest")  # (B, 104, 96, 96)
+        h = F.silu(self.up_conv(h))
+        return torch.tanh(self.conv_out(F.silu(self.norm_out(h))))  # (B, 3, 96, 96)
+
+
+class QKVAE(nn.Module):
+    """Image <-> token ids. ``forward`` is the training path (straight-through quantization)."""
+
+    def __init__(self, config: QKVAEConfig = QKVAEConfig()):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+
+    def quantize(self, x: Tensor) -> Tensor:
+        """Images (B, 3, H, W) -> FSQ codes (B, D, h, w), float32 in [-1, 1]."""
+        z = self.encoder(x).permute(0, 2, 3, 1)  # (B, 48, 48, 5)
+        return fsq.quantize(z, self.config.levels).permute(0, 3, 1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstruct ``x`` through the quantizer; differentiable end to end."""
+        return self.decoder(self.quantize(x))
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Images (B, 3, 96, 96) in [-1, 1] -> ids (B, 2304) int64, row-major over the grid."""
+        codes = self.quantize(x).permute(0, 2, 3, 1)  # (B, 48, 48, 5)
+        return fsq.codes_to_indices(codes, self.config.levels).flatten(1)
+
+    @torch.no_grad()
+    def decode(self, indices: Tensor) -> Tensor:
+        """Ids (B, 2304) or (B, 48, 48) -> images (B, 3, 96, 96) float32 in [-1, 1]."""
+        g = self.config.grid_size
+        indices = indices.reshape(indices.shape[0], g, g).to(self.device)
+        codes = fsq.indices_to_codes(indices, self.config.levels).permute(0, 3, 1, 2)  # (B, 5, 48, 48)
+        return self.decoder(codes).float()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

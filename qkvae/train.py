@@ -1,0 +1,183 @@
+"""Train QKVAE-1m with the card's recipe, checkpointing so that a run can be killed and resumed.
+
+    python -m qkvae.train --data ../shared/data/train --out runs/qkvae-1m [--resume]
+
+Recipe: 6,000 steps at batch 32; AdamW betas (0.9, 0.95), weight decay 1e-4; OneCycleLR with
+peak 3e-4, 5% warmup and cosine decay (momentum not cycled, so beta1 stays 0.9); loss
+L1 + 0.25 MSE + 0.5 Sobel-L1; gradients clipped to norm 1.0; bf16 autocast where bf16 is
+native (CUDA). A CPU without bf16 units (AVX2 only) runs bf16 about 9x slower than fp32, so
+there the default is fp32. A checkpoint holds the model, optimizer, scheduler, step and every
+RNG state, so a resumed run follows the same loss curve as an uninterrupted one.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from analysis.metrics import psnr, ssim
+from qkvae.data import RandomCropSampler, load_images, source_weights
+from qkvae.image import fit, to_tensor, to_uint8
+from qkvae.loss import reconstruction_loss
+from qkvae.model import QKVAE, QKVAEConfig
+from qkvae.weights import default_device, save_qkvae
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "train_log.jsonl"
+LOG_EVERY = 50
+
+
+def setup_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m qkvae.train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="../shared/data/train", help="image folder or STL-10 train_X.bin")
+    p.add_argument("--eval", nargs="*", default=["../shared/data/stl10-samples", "../shared/data/val"],
+                   help="folders or .bin files to report PSNR/SSIM on at the end")
+    p.add_argument("--out", default="runs/qkvae-1m", help="folder for checkpoint, log and weights")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4, help="OneCycle peak learning rate")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--precision", choices=["bf16", "fp32"], default=None,
+                   help="autocast dtype (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    return p.parse_args(argv)
+
+
+def build_optimizer(model: QKVAE, steps: int, lr: float):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=steps, pct_start=0.05, anneal_strategy="cos", cycle_momentum=False
+    )
+    return opt, sched
+
+
+def train_step(model, x, opt, sched, dtype) -> dict[str, float]:
+    """One optimizer step on batch ``x``; returns the loss terms and the pre-clip gradient norm."""
+    with torch.autocast(device_type=x.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        x_hat = model(x)
+    terms = reconstruction_loss(x_hat, x)
+    opt.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return {k: v.item() for k, v in terms.items()} | {"grad_norm": grad_norm.item()}
+
+
+def save_checkpoint(path: Path, step: int, model, opt, sched, sampler, args) -> None:
+    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "sampler": sampler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "config": model.config.to_dict(),
+        "recipe": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                   "seed": args.seed, "precision": args.precision},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model, opt, sched, sampler, args) -> int:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    recipe = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+              "seed": args.seed, "precision": args.precision}
+    if state["recipe"] != recipe:
+        sys.exit(f"error: {path} was written by a run with {state['recipe']}, not {recipe}")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    sampler.load_state_dict(state["sampler"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"]
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log records at or after ``step``: they will be written again by the resumed run."""
+    if path.exists():
+        keep = [line for line in path.read_text().splitlines() if json.loads(line)["step"] < step]
+        path.write_text("".join(line + "\n" for line in keep))
+
+
+@torch.no_grad()
+def evaluate(model: QKVAE, source, batch: int = 64) -> dict:
+    """Mean PSNR/SSIM (8-bit convention of analysis.metrics) of 96x96 resized images."""
+    _, images = load_images(source)
+    x = to_tensor(np.stack([np.asarray(fit(Image.fromarray(im))) for im in images]))
+    model.eval()
+    x_hat = torch.cat([model.decode(model.encode(x[i:i + batch].to(model.device)))
+                       for i in range(0, len(x), batch)])
+    model.train()
+    a, b = to_uint8(x), to_uint8(x_hat)
+    return {"source": str(source), "images": len(a),
+            "psnr": float(np.mean([psnr(p, q) for p, q in zip(a, b)])),
+            "ssim": float(np.mean([ssim(p, q) for p, q in zip(a, b)]))}
+
+
+def main(argv=None) -> None:
+    args = setup_args(argv)
+    device = torch.device(args.device) if args.device else default_device()
+    args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(args.seed)
+    names, images = load_images(args.data)
+    sampler = RandomCropSampler(images, weights=source_weights(names), seed=args.seed)
+    model = QKVAE(QKVAEConfig()).to(device, memory_format=torch.channels_last)
+    opt, sched = build_optimizer(model, args.steps, args.lr)
+
+    ckpt, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
+    start = 0
+    if args.resume and ckpt.exists():
+        start = load_checkpoint(ckpt, model, opt, sched, sampler, args)
+        truncate_log(log_path, start)
+    print(f"{len(images)} training images from {args.data}; device={device} precision={args.precision}; "
+          f"steps {start}..{args.steps}", flush=True)
+
+    model.train()
+    window = []
+    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, dynamic_ncols=True)
+    for step in bar:
+        t0 = time.perf_counter()
+        x = to_tensor(sampler.sample(args.batch_size)).to(device, memory_format=torch.channels_last)
+        t1 = time.perf_counter()
+        terms = train_step(model, x, opt, sched, dtype)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        window.append(terms | {"data_s": t1 - t0, "step_s": t2 - t0})
+        if step % LOG_EVERY == 0 or step == args.steps - 1:
+            record = {"step": step, "lr": sched.get_last_lr()[0], **terms,
+                      **{f"mean_{k}": float(np.mean([w[k] for w in window])) for k in window[0]}}
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            bar.set_postfix(loss=f"{record['mean_loss']:.4f}", step_s=f"{record['mean_step_s']:.2f}")
+            window = []
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
+            save_checkpoint(ckpt, step + 1, model, opt, sched, sampler, args)
+    bar.close()
+
+    save_qkvae(model, out)
+    report = [evaluate(model, source) for source in args.eval]
+    (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    for r in report:
+        print(f"{r['source']}: {r['images']} images, PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Saving and loading QKVAE weights: ``model.safetensors`` plus ``config.json``, one loader for all.
+
+``load_qkvae`` takes our own files, the official Hub file (whose key names we do not know: it is
+mapped by parameter order when every shape matches), or nothing, meaning the weights shipped in
+``assets/``. Every failure raises ``WeightsError`` naming the file and what is wrong with it.
+"""
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from qkvae.model import QKVAE, QKVAEConfig
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be loaded into QKVAE."""
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def save_qkvae(model: QKVAE, folder) -> Path:
+    """Write ``model.safetensors`` (fp32) and ``config.json`` into ``folder``; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / WEIGHTS_NAME, metadata={"format": "pt"})
+    (folder / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    return folder
+
+
+def _resolve(path) -> tuple[Path, Path | None]:
+    """(weights file, config file or None) for a file, a folder, or None (the shipped weights)."""
+    path = Path(path) if path is not None else ASSETS
+    if path.is_dir():
+        weights = path / WEIGHTS_NAME
+        if not weights.is_file():
+            hint = " (no trained weights are shipped yet)" if path == ASSETS else ""
+            raise WeightsError(f"no {WEIGHTS_NAME} in {path}{hint}")
+        path = weights
+    if not path.is_file():
+        raise WeightsError(f"no such weights file: {path}")
+    config = path.parent / CONFIG_NAME
+    return path, config if config.is_file() else None
+
+
+def _read_config(config_path: Path | None) -> QKVAEConfig:
+    if config_path is None:
+        return QKVAEConfig()
+    try:
+        return QKVAEConfig.from_dict(json.loads(config_path.read_text()))
+    except (json.JSONDecodeError, TypeError, KeyError) as e:
+        raise WeightsError(f"{config_path} is not a QKVAE config ({e})") from None
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    with open(path, "rb") as f:
+        head = f.read(len(LFS_POINTER_PREFIX))
+    if head == LFS_POINTER_PREFIX:
+        raise WeightsError(
+            f"{path} is a git-lfs pointer, not the weights: run `git lfs pull` or download the file itself"
+        )
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path} is not a valid safetensors file ({e})") from None
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _patch_keys_by_order(state: dict, model: QKVAE, path: Path) -> dict:
+    """Rename foreign keys to ours when the tensors match our parameters one for one, in order.
+
+    A safetensors file does not keep definition order (it lists tensors by name), so both
+    sides are put in natural name order ("block.2" before "block.10") and paired position by
+    position; every pair must agree in shape.
+    """
+    ours = sorted(model.state_dict().items(), key=lambda kv: _natural_key(kv[0]))
+    theirs = sorted(state.items(), key=lambda kv: _natural_key(kv[0]))
+    if len(theirs) != len(ours):
+        raise WeightsError(
+            f"{path} holds {len(theirs)} tensors but QKVAE-1m has {len(ours)}; "
+            f"first of theirs: {theirs[0][0] if theirs else None!r}"
+        )
+    for (their_key, t), (our_key, p) in zip(theirs, ours):
+        if t.shape != p.shape:
+            raise WeightsError(
+                f"{path}: tensor {their_key!r} has shape {tuple(t.shape)}, "
+                f"but the matching parameter {our_key!r} needs {tuple(p.shape)}"
+            )
+    log.warning("%s: key names differ from ours; mapped %d tensors by order", path, len(ours))
+    return {our_key: t for (our_key, _), (_, t) in zip(ours, theirs)}
+
+
+def load_qkvae(path=None, device=None) -> QKVAE:
+    """Load an eval-mode QKVAE from a ``.safetensors`` file or a folder with ``config.json``.
+
+    With no path, loads the weights shipped in ``assets/``. The model goes to CUDA when
+    available unless ``device`` is given.
+    """
+    weights_path, config_path = _resolve(path)
+    model = QKVAE(_read_config(config_path))
+    state = _read_tensors(weights_path)
+    if set(state) != set(model.state_dict()):
+        state = _patch_keys_by_order(state, model, weights_path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{weights_path} does not fit QKVAE: {e}") from None
+    model.weights_path = weights_path
+    return model.to(device or default_device()).eval()
