@@ -8,8 +8,8 @@
 """
 
 from qkvae.image import ImageError, load_image, save_png
-from qkvae.inference import reconstruct, reconstruction_psnr
 from qkvae.model import QKVAE, QKVAEConfig
+from qkvae.pipeline import reconstruct, reconstruction_psnr
 from qkvae.tokens import TokenError, load_tokens, lm_sequence, save_tokens
 from qkvae.weights import WeightsError, load_qkvae, save_qkvae
 

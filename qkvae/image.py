@@ -76,7 +76,7 @@ def open_rgb(src) -> Image.Image:
             im = _open(src)
             if im.width * im.height > MAX_PIXELS:
                 raise ImageError(
-                    f"{name} is {im.width}x{im.height} pixels; the limit is {MAX_PIXELS:,} pixels"
+                    f"{name} is too large: {im.width}x{im.height} pixels, the limit is {MAX_PIXELS:,}"
                 )
             im.load()
             im = ImageOps.exif_transpose(im)
@@ -85,8 +85,8 @@ def open_rgb(src) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name} is too large to decode safely") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name} is too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name} is corrupt or truncated ({e})") from None
 
@@ -104,7 +104,7 @@ def fit(im: Image.Image, size: int = 96, mode: str = "resize") -> Image.Image:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).float().div(127.5).sub(1.0)
+    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).float().div(127.5).sub(1.0)
     return x.movedim(-1, -3)
 
 

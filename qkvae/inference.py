@@ -10,31 +10,14 @@ Bad inputs exit with status 2 and a one-line error, never a traceback.
 
 import argparse
 import sys
+from pathlib import Path
 
-import numpy as np
 import torch
 
-from analysis.metrics import psnr
-from qkvae.image import RESIZE_MODES, ImageError, load_image, save_png, to_uint8
-from qkvae.model import QKVAE
-from qkvae.tokens import TokenError, load_tokens, save_tokens
+from qkvae.image import RESIZE_MODES, ImageError, load_image, save_png
+from qkvae.pipeline import reconstruct, reconstruction_psnr
+from qkvae.tokens import TOKEN_SUFFIXES, TokenError, load_tokens, save_tokens
 from qkvae.weights import WeightsError, load_qkvae
-
-
-def reconstruction_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1, 1], (3, H, W) or (B, 3, H, W) (then the mean over images).
-
-    Convention: both are rounded to 8 bits first and compared with a peak of 255, as in
-    ``analysis.metrics``; identical images give 100 dB.
-    """
-    a8, b8 = to_uint8(a).reshape(-1, *a.shape[-2:], 3), to_uint8(b).reshape(-1, *b.shape[-2:], 3)
-    return float(np.mean([psnr(p, q) for p, q in zip(a8, b8)]))
-
-
-def reconstruct(model: QKVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image (3, 96, 96) in [-1, 1] -> (indices (2304,) int64, x_hat (3, 96, 96) on the CPU)."""
-    indices = model.encode(x.unsqueeze(0).to(model.device))
-    return indices[0].cpu(), model.decode(indices)[0].cpu()
 
 
 def setup_args(argv=None) -> argparse.Namespace:
@@ -49,6 +32,8 @@ def setup_args(argv=None) -> argparse.Namespace:
     needed = (1, 2) if args.decode else (2, 3)
     if len(args.paths) not in needed:
         p.error("expected " + ("[WEIGHTS] OUT with --decode" if args.decode else "IMAGE [WEIGHTS] OUT"))
+    if args.tokens and Path(args.tokens).suffix not in TOKEN_SUFFIXES:
+        p.error(f"--tokens must end in {' or '.join(TOKEN_SUFFIXES)}")
     if args.decode:
         args.paths.insert(0, None)
     args.image, args.out = args.paths[0], args.paths[-1]

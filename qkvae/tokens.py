@@ -23,7 +23,7 @@ def validate_indices(ids, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
     """Check ids and return them as int64 (grid, grid); raises ``TokenError`` saying what is wrong."""
     a = np.asarray(ids)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise TokenError(f"token ids must be integers, got dtype {a.dtype}")
+        raise TokenError(f"token ids must be a flat or 48x48 array of integers, got dtype {a.dtype}")
     if np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
             raise TokenError("token ids must be whole numbers")
@@ -43,13 +43,17 @@ def validate_indices(ids, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
 def save_tokens(indices, path) -> Path:
     """Write the ids of one image as .npy (int64, 48x48) or .json (48 lists of 48 ints)."""
     a, path = validate_indices(indices), Path(path)
+    _check_suffix(path)
     if path.suffix == ".npy":
         np.save(path, a)
-    elif path.suffix == ".json":
-        path.write_text(json.dumps(a.tolist()) + "\n")
     else:
-        raise TokenError(f"token files end in {' or '.join(TOKEN_SUFFIXES)}, not {path.suffix or 'nothing'}")
+        path.write_text(json.dumps(a.tolist()) + "\n")
     return path
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix not in TOKEN_SUFFIXES:
+        raise TokenError(f"token files end in {' or '.join(TOKEN_SUFFIXES)}, not {path.suffix or 'nothing'}")
 
 
 def load_tokens(path) -> np.ndarray:
@@ -57,22 +61,16 @@ def load_tokens(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise TokenError(f"no such token file: {path}")
+    _check_suffix(path)
     try:
-        if path.suffix == ".npy":
-            ids = np.load(path, allow_pickle=False)
-        elif path.suffix == ".json":
-            ids = json.loads(path.read_text())
-        else:
-            raise TokenError(f"token files end in {' or '.join(TOKEN_SUFFIXES)}, not {path.suffix or 'nothing'}")
+        ids = np.load(path, allow_pickle=False) if path.suffix == ".npy" else json.loads(path.read_text())
     except (ValueError, OSError, UnicodeDecodeError) as e:
-        if isinstance(e, TokenError):
-            raise
         raise TokenError(f"{path.name} is not a readable {path.suffix} token file ({e})") from None
     try:
         return validate_indices(ids)
+    except TokenError:
+        raise
     except (TypeError, ValueError) as e:
-        if isinstance(e, TokenError):
-            raise
         raise TokenError(f"{path.name} does not hold a flat or 48x48 list of ids ({e})") from None
 
 

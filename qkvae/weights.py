@@ -83,28 +83,42 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _first_mismatch(pairs) -> str | None:
+    for (their_key, t), (our_key, p) in pairs:
+        if t.shape != p.shape:
+            return (f"tensor {their_key!r} has shape {tuple(t.shape)}, "
+                    f"but {our_key!r} needs {tuple(p.shape)}")
+    return None
+
+
 def _patch_keys_by_order(state: dict, model: QKVAE, path: Path) -> dict:
     """Rename foreign keys to ours when the tensors match our parameters one for one, in order.
 
-    A safetensors file does not keep definition order (it lists tensors by name), so both
-    sides are put in natural name order ("block.2" before "block.10") and paired position by
-    position; every pair must agree in shape.
+    A safetensors file does not keep definition order (it lists tensors by name), so their
+    tensors are taken in natural name order ("block.2" before "block.10") and paired with our
+    parameters in definition order, then in natural name order; the first pairing in which
+    every shape agrees wins.
     """
-    ours = sorted(model.state_dict().items(), key=lambda kv: _natural_key(kv[0]))
+    ours = model.state_dict()
     theirs = sorted(state.items(), key=lambda kv: _natural_key(kv[0]))
     if len(theirs) != len(ours):
         raise WeightsError(
             f"{path} holds {len(theirs)} tensors but QKVAE-1m has {len(ours)}; "
             f"first of theirs: {theirs[0][0] if theirs else None!r}"
         )
-    for (their_key, t), (our_key, p) in zip(theirs, ours):
-        if t.shape != p.shape:
-            raise WeightsError(
-                f"{path}: tensor {their_key!r} has shape {tuple(t.shape)}, "
-                f"but the matching parameter {our_key!r} needs {tuple(p.shape)}"
-            )
-    log.warning("%s: key names differ from ours; mapped %d tensors by order", path, len(ours))
-    return {our_key: t for (our_key, _), (_, t) in zip(ours, theirs)}
+    orders = [list(ours.items()), sorted(ours.items(), key=lambda kv: _natural_key(kv[0]))]
+    for order in orders:
+        if _first_mismatch(zip(theirs, order)) is None:
+            log.warning("%s: key names differ from ours; mapped %d tensors by order", path, len(order))
+            return {our_key: t for (our_key, _), (_, t) in zip(order, theirs)}
+    raise WeightsError(f"{path}: key names differ from ours and {_first_mismatch(zip(theirs, orders[-1]))}")
+
+
+def _check_shapes(state: dict, model: QKVAE, path: Path) -> None:
+    ours = model.state_dict()
+    problem = _first_mismatch(((k, t), (k, ours[k])) for k, t in state.items())
+    if problem:
+        raise WeightsError(f"{path}: {problem}")
 
 
 def load_qkvae(path=None, device=None) -> QKVAE:
@@ -116,11 +130,10 @@ def load_qkvae(path=None, device=None) -> QKVAE:
     weights_path, config_path = _resolve(path)
     model = QKVAE(_read_config(config_path))
     state = _read_tensors(weights_path)
-    if set(state) != set(model.state_dict()):
+    if set(state) == set(model.state_dict()):
+        _check_shapes(state, model, weights_path)
+    else:
         state = _patch_keys_by_order(state, model, weights_path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(f"{weights_path} does not fit QKVAE: {e}") from None
+    model.load_state_dict(state, strict=True)
     model.weights_path = weights_path
     return model.to(device or default_device()).eval()

@@ -1,0 +1,117 @@
+"""Saving and loading weights: exact round trips, foreign key names, and every broken file."""
+
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from qkvae import WeightsError, load_qkvae, save_qkvae
+from qkvae.weights import LFS_POINTER_PREFIX
+
+
+def test_save_load_gives_identical_output(model, weights_dir):
+    loaded = load_qkvae(weights_dir, device="cpu")
+    assert not loaded.training
+    assert loaded.weights_path == weights_dir / "model.safetensors"
+    x = torch.rand(2, 3, 96, 96) * 2 - 1
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    ids = model.encode(x)
+    assert torch.equal(loaded.decode(ids), model.decode(ids))
+
+
+def test_load_a_bare_file_without_config(weights_dir, tmp_path):
+    bare = tmp_path / "model.safetensors"
+    bare.write_bytes((weights_dir / "model.safetensors").read_bytes())
+    assert load_qkvae(bare, device="cpu").config.levels == (8, 8, 8, 6, 5)
+
+
+def _renamed(weights_dir, tmp_path, rename):
+    state = load_file(weights_dir / "model.safetensors")
+    path = tmp_path / "official.safetensors"
+    save_file({rename(k): v for k, v in state.items()}, path)
+    return path
+
+
+def test_foreign_key_names_are_mapped_by_order(model, weights_dir, tmp_path, caplog):
+    """An official file with other names but the same tensors loads, and says what it did."""
+    path = _renamed(weights_dir, tmp_path, lambda k: "qkvae." + k.replace("encoder.", "enc.").replace("decoder.", "dec."))
+    with caplog.at_level(logging.WARNING, logger="qkvae.weights"):
+        loaded = load_qkvae(path, device="cpu")
+    assert "mapped 48 tensors by order" in caplog.text
+    for name, p in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], p), name
+
+
+def test_numbered_keys_in_definition_order_are_mapped(model, weights_dir, tmp_path):
+    """Keys such as param_0 .. param_47, numbered in definition order, pair with ours in order."""
+    state = load_file(weights_dir / "model.safetensors")
+    numbered = {f"param_{i}": state[k] for i, k in enumerate(model.state_dict())}
+    path = tmp_path / "numbered.safetensors"
+    save_file(numbered, path)
+    loaded = load_qkvae(path, device="cpu")
+    for name, p in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], p), name
+
+
+def test_foreign_names_with_no_consistent_order_are_refused(weights_dir, tmp_path):
+    state = load_file(weights_dir / "model.safetensors")
+    scrambled = {f"t{i}": v for i, v in enumerate(sorted(state.values(), key=lambda t: t.numel()))}
+    path = tmp_path / "scrambled.safetensors"
+    save_file(scrambled, path)
+    with pytest.raises(WeightsError, match=r"key names differ from ours and tensor 't0' has shape"):
+        load_qkvae(path, device="cpu")
+
+
+def test_wrong_shape_names_the_first_mismatch(weights_dir, tmp_path):
+    state = load_file(weights_dir / "model.safetensors")
+    state["decoder.conv_out.weight"] = torch.zeros(3, 104, 5, 5)
+    path = tmp_path / "bad.safetensors"
+    save_file(state, path)
+    with pytest.raises(WeightsError, match=r"decoder\.conv_out\.weight.*\(3, 104, 5, 5\)"):
+        load_qkvae(path, device="cpu")
+
+
+def test_missing_tensor_is_reported(weights_dir, tmp_path):
+    state = load_file(weights_dir / "model.safetensors")
+    del state["encoder.conv_in.bias"]
+    path = tmp_path / "short.safetensors"
+    save_file(state, path)
+    with pytest.raises(WeightsError, match="holds 47 tensors but QKVAE-1m has 48"):
+        load_qkvae(path, device="cpu")
+
+
+def test_git_lfs_pointer_gets_its_own_message(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(LFS_POINTER_PREFIX + b"v1\noid sha256:abc\nsize 4253120\n")
+    with pytest.raises(WeightsError, match="git-lfs pointer"):
+        load_qkvae(path, device="cpu")
+
+
+@pytest.mark.parametrize("payload", [b"", b"not a safetensors file at all", b"\x00" * 64])
+def test_corrupt_file(tmp_path, payload):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(payload)
+    with pytest.raises(WeightsError, match="not a valid safetensors file"):
+        load_qkvae(path, device="cpu")
+
+
+def test_truncated_file(weights_dir, tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes((weights_dir / "model.safetensors").read_bytes()[:100_000])
+    with pytest.raises(WeightsError, match="not a valid safetensors file"):
+        load_qkvae(path, device="cpu")
+
+
+def test_missing_file_and_empty_folder(tmp_path):
+    with pytest.raises(WeightsError, match="no such weights file"):
+        load_qkvae(tmp_path / "nope.safetensors", device="cpu")
+    with pytest.raises(WeightsError, match="no model.safetensors in"):
+        load_qkvae(tmp_path, device="cpu")
+
+
+def test_bad_config_json(weights_dir, tmp_path):
+    folder = save_qkvae(load_qkvae(weights_dir, device="cpu"), tmp_path / "w")
+    (folder / "config.json").write_text('{"levels": [8, 8], "colour": 1}')
+    with pytest.raises(WeightsError, match="not a QKVAE config"):
+        load_qkvae(folder, device="cpu")
