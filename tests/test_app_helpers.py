@@ -1,0 +1,97 @@
+"""The app's helpers without a server: token surgery, settings, dataset ranking, download files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from qkvae import QKVAEConfig, load_tokens
+from qkvae import fsq
+from qkvae_app import dataset, files, settings
+from qkvae_app.edit import nudge_token, token_levels
+
+LEVELS = QKVAEConfig().levels
+
+
+def test_token_levels_match_fsq_codes():
+    ids = torch.tensor([0, 1, 8, 15359, 4321])
+    codes = fsq.indices_to_codes(ids, LEVELS)  # (5, 5) in [-1, 1]
+    half = torch.tensor(LEVELS) // 2
+    for i, code in zip(ids.tolist(), codes):
+        assert token_levels(i, LEVELS) == tuple((code * half + half).round().int().tolist())
+
+
+@pytest.mark.parametrize("dim", range(len(LEVELS)))
+def test_nudge_moves_one_dimension_by_one_level(dim):
+    grid = np.full((48, 48), 4321, dtype=np.int64)
+    out = nudge_token(grid, 5, 7, dim, -1, LEVELS)
+    before, after = token_levels(grid[5, 7], LEVELS), token_levels(out[5, 7], LEVELS)
+    assert [a - b for a, b in zip(after, before)] == [-1 if d == dim else 0 for d in range(len(LEVELS))]
+    assert (out != grid).sum() == 1 and grid[5, 7] == 4321  # the input is not modified
+
+
+def test_nudge_refuses_to_leave_the_grid():
+    top = np.full((48, 48), 15359, dtype=np.int64)  # every dimension at its highest level
+    with pytest.raises(ValueError, match="levels 0..4"):
+        nudge_token(top, 0, 0, 4, +1, LEVELS)
+    with pytest.raises(ValueError, match="outside"):
+        nudge_token(top, 48, 0, 0, -1, LEVELS)
+    with pytest.raises(ValueError, match="dimension"):
+        nudge_token(top, 0, 0, 5, -1, LEVELS)
+
+
+def test_settings_default_data_is_anchored_to_the_repo(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    s = settings.Settings.from_env({})
+    assert s.data == settings.REPO_ROOT.parent / "shared" / "data" / "stl10-samples"
+    assert s.weights is None
+    assert settings.Settings.from_env({"QKVAE_DATA": "d"}).data == tmp_path / "d"
+
+
+def test_load_model_reports_missing_weights(tmp_path, weights_dir):
+    model, why = settings.load_model(settings.Settings(weights=tmp_path / "nothing.safetensors"))
+    assert model is None and "nothing.safetensors" in why
+    model, why = settings.load_model(settings.Settings(weights=weights_dir))
+    assert why is None and model.weights_path.parent == weights_dir
+
+
+def test_dataset_missing_folder_says_where_to_put_data(model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="QKVAE_DATA"):
+        dataset.evaluate(model, tmp_path / "absent")
+
+
+def test_dataset_evaluate_and_rank(model, tmp_path, rgb):
+    for k in range(3):
+        Image.fromarray(np.roll(rgb, 20 * k, axis=1)).save(tmp_path / f"img{k}.png")
+    Image.fromarray(rgb).resize((150, 120)).save(tmp_path / "big.png")  # fitted to 96x96
+    result = dataset.evaluate(model, tmp_path)
+    assert result.originals.shape == result.reconstructions.shape == (4, 96, 96, 3)
+    assert result.indices.shape == (4, 48, 48) and result.psnrs.shape == (4,)
+    worst = dataset.ranked(result, "worst first", count=3)
+    assert len(worst) == 3 and np.all(np.diff(result.psnrs[worst]) >= 0)
+    assert list(dataset.ranked(result, "best first")) == list(np.argsort(result.psnrs, kind="stable")[::-1])
+    assert list(dataset.ranked(result, "file order")) == [0, 1, 2, 3]
+
+
+def test_dataset_reads_an_stl10_binary_folder(model, tmp_path, rgb):
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    images = np.stack([rgb, rgb[::-1]])  # (2, 96, 96, 3)
+    images.transpose(0, 3, 2, 1).tofile(folder / "test_X.bin")  # STL-10 stores images column-major
+    result = dataset.evaluate(model, folder)
+    assert result.source.name == "test_X.bin"
+    np.testing.assert_array_equal(result.originals, images)
+
+
+def test_token_and_lm_files_round_trip(monkeypatch, tmp_path):
+    monkeypatch.setattr(files, "OUT_DIR", tmp_path)
+    grid = np.arange(2304, dtype=np.int64).reshape(48, 48)
+    npy, js = files.token_files(grid, "cat")
+    for path in (npy, js):
+        np.testing.assert_array_equal(load_tokens(path), grid)
+    seq, path = files.lm_file(grid, 1000, "cat")
+    saved = json.loads(open(path).read())
+    assert saved["ids"] == seq.tolist() and len(seq) == 1 + 48 * 49 + 1
+    assert saved["code_offset"] == 1000 and seq[1] == 1000
