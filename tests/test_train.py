@@ -1,0 +1,123 @@
+"""Training: data sources, the crop sampler, and a tiny run that checkpoints, resumes and loads."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from qkvae import load_qkvae
+from qkvae import train as train_module
+from qkvae.data import RandomCropSampler, load_images, read_stl10_bin, source_weights
+from qkvae.loss import reconstruction_loss, sobel
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i, (name, size) in enumerate([("cat_a", (160, 128)), ("cat_b", (128, 128)), ("bsds_c", (128, 200)),
+                                      ("imagenet_d", (140, 130))]):
+        smooth = np.kron(rng.integers(0, 256, (size[1] // 8 + 1, size[0] // 8 + 1, 3)), np.ones((8, 8, 1)))
+        Image.fromarray(smooth[: size[1], : size[0]].astype(np.uint8)).save(folder / f"{name}.png")
+    return folder
+
+
+def test_stl10_bin_is_column_major(tmp_path):
+    img = np.zeros((96, 96, 3), np.uint8)
+    img[5, 10] = (1, 2, 3)  # row 5, column 10
+    raw = img.transpose(2, 1, 0)  # the file stores channel, then column, then row
+    path = tmp_path / "train_X.bin"
+    np.concatenate([raw.ravel(), raw.ravel()]).tofile(path)
+    out = read_stl10_bin(path)
+    assert out.shape == (2, 96, 96, 3)
+    assert np.array_equal(out[1], img)
+    names, images = load_images(path)
+    assert names[0] == "train_X_00000" and len(images) == 2
+    (tmp_path / "bad.bin").write_bytes(b"\x00" * 1000)
+    with pytest.raises(ValueError, match="not an STL-10 image file"):
+        read_stl10_bin(tmp_path / "bad.bin")
+
+
+def test_source_weights_balance_sources():
+    w = source_weights(["cat_1", "cat_2", "cat_3", "bsds_1"])
+    assert w.sum() == pytest.approx(1.0)
+    assert w[:3].sum() == pytest.approx(0.5) and w[3] == pytest.approx(0.5)
+
+
+def test_sampler_crops_are_square_96_and_reproducible(image_folder):
+    _, images = load_images(image_folder)
+    a, b = RandomCropSampler(images, seed=3), RandomCropSampler(images, seed=3)
+    batch = a.sample(5)
+    assert batch.shape == (5, 96, 96, 3) and batch.dtype == np.uint8
+    assert np.array_equal(batch, b.sample(5))
+    state = a.state_dict()
+    nxt = a.sample(2)
+    a.load_state_dict(state)
+    assert np.array_equal(a.sample(2), nxt)
+
+
+def test_sampler_keeps_96_pixel_images_whole():
+    img = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    assert np.array_equal(RandomCropSampler([img]).sample(1)[0], img)
+
+
+def test_sobel_and_loss_terms():
+    x = torch.zeros(1, 1, 5, 5)
+    x[..., 3:] = 1.0  # a vertical step between columns 2 and 3
+    gx = sobel(x)[0, 0]
+    assert torch.equal(gx[2, 2:4], torch.tensor([4.0, 4.0])) and gx[2, 0] == 0
+    assert sobel(x)[0, 1].abs().max() == 0
+    terms = reconstruction_loss(torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5))
+    assert terms["l1"] == pytest.approx(0.5) and terms["mse"] == pytest.approx(0.25)
+    assert terms["edge"] == 0 and terms["loss"] == pytest.approx(0.5 + 0.25 * 0.25)
+
+
+def _args(folder, out, steps=4):
+    return ["--data", str(folder), "--eval", str(folder), "--out", str(out), "--steps", str(steps),
+            "--batch-size", "2", "--checkpoint-every", "2", "--device", "cpu", "--seed", "1"]
+
+
+def _losses(out):
+    return [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_tiny_run_resumes_on_the_same_curve(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "LOG_EVERY", 1)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_module.main(_args(image_folder, straight))
+
+    real_step, calls = train_module.train_step, []
+
+    def dies_on_third_step(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", dies_on_third_step)
+    with pytest.raises(Killed):
+        train_module.main(_args(image_folder, resumed))
+    assert torch.load(resumed / "checkpoint.pt", weights_only=False)["step"] == 2
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    train_module.main(_args(image_folder, resumed) + ["--resume"])
+
+    assert len(_losses(straight)) == 4
+    assert _losses(resumed) == _losses(straight)
+    a, b = load_qkvae(straight, device="cpu"), load_qkvae(resumed, device="cpu")
+    for name, p in a.state_dict().items():
+        assert torch.equal(p, b.state_dict()[name]), name
+    report = json.loads((straight / "eval.json").read_text())
+    assert report[0]["images"] == 4 and 0 < report[0]["psnr"] < 100 and -1 <= report[0]["ssim"] <= 1
+
+
+def test_resume_refuses_a_different_recipe(image_folder, tmp_path):
+    out = tmp_path / "run"
+    train_module.main(_args(image_folder, out, steps=2))
+    with pytest.raises(SystemExit, match="was written by a run with"):
+        train_module.main(_args(image_folder, out, steps=6) + ["--resume"])
