@@ -11,6 +11,7 @@ from qkvae import load_qkvae
 from qkvae import train as train_module
 from qkvae.data import RandomCropSampler, load_images, read_stl10_bin, source_weights
 from qkvae.loss import reconstruction_loss, sobel
+from qkvae.publish import publish
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,12 @@ def test_tiny_run_resumes_on_the_same_curve(image_folder, tmp_path, monkeypatch)
     a, b = load_qkvae(straight, device="cpu"), load_qkvae(resumed, device="cpu")
     for name, p in a.state_dict().items():
         assert torch.equal(p, b.state_dict()[name]), name
+    published = tmp_path / "assets"
+    assert publish(resumed, published).startswith("published step 4 of 4")
+    assert torch.equal(load_qkvae(published, device="cpu").encode(torch.zeros(1, 3, 96, 96)),
+                       a.encode(torch.zeros(1, 3, 96, 96)))
+    assert Image.open(published / "loss_curve.png").size[0] > 0
+    assert (published / "train_log.jsonl").read_text() == (resumed / "train_log.jsonl").read_text()
     report = json.loads((straight / "eval.json").read_text())
     assert report[0]["images"] == 4 and 0 < report[0]["psnr"] < 100 and -1 <= report[0]["ssim"] <= 1
 
