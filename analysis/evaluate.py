@@ -1,0 +1,287 @@
+"""Evaluate QKVAE on a set of images and write what the analysis finds.
+
+    python -m analysis.evaluate --data PATH [--weights W] [--out DIR] [--reference FILE]
+        [--ood builtin|none|FOLDER] [--precision-images N]
+
+PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with mode
+"resize", as at inference. Writes to DIR (default ``runs/evaluate``):
+- ``results.json``: ``"images"`` (per image: name, psnr, ssim, ood_score, rate, stability)
+  and ``"aggregate"`` (means, codebook statistics, OOD score distribution and the AUROC of
+  the data against out-of-distribution images, the JPEG comparison, timing);
+- ``sample_grid.png`` (the first 16 images over their reconstructions, with PSNR) and the
+  plots: codebook_histogram, level_histograms, usage_curve, rd_plot, ood_histogram.
+The OOD figures need reference counts made with the same weights (``analysis.reference``);
+without any, they are left out. bf16 agreement runs on the first N images only: on a CPU
+without bf16 units each image takes seconds.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from analysis import plots
+from analysis.codebook import CodebookStats
+from analysis.inputs import BATCH_SIZE, CLI_ERRORS, encode_images, load_fitted, reconstruct_images
+from analysis.ood_images import ood_images
+from analysis.rate import JPEG_QUALITIES, bits_per_pixel, jpeg_curve
+from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, auroc, load_reference,
+                                ood_score, token_probabilities, weights_fingerprint)
+from analysis.report import image_summary
+from analysis.stability import precision_agreement, token_agreement
+from qkvae.image import to_tensor
+from qkvae.weights import load_qkvae
+
+GRID_IMAGES = 16
+RD_IMAGES = 100  # the JPEG curve is averaged over at most this many images
+CURVE_POINTS = 100  # the usage curve in results.json is thinned to about this many points
+PRECISION_IMAGES = 4
+
+
+def describe(values) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": v.mean(), "std": v.std(), "min": v.min(), "median": np.median(v), "max": v.max()}
+
+
+def jsonable(obj):
+    """Nested dicts, lists, tuples and numpy values -> plain JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in obj]
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
+def thin(curve: list, points: int = CURVE_POINTS) -> list:
+    """About ``points`` entries of a curve, log-spaced, always keeping the first and the last."""
+    keep = np.unique(np.geomspace(1, len(curve), num=min(points, len(curve))).astype(int) - 1)
+    return [curve[i] for i in keep]
+
+
+def codebook_summary(stats: CodebookStats) -> dict:
+    r = stats.result()
+    return {
+        **{k: r[k] for k in ("num_images", "num_tokens", "codes_seen", "usage", "entropy_bits",
+                             "max_entropy_bits", "perplexity", "level_histograms", "extreme_share",
+                             "top_codes", "dead_codes")},
+        "usage_curve": thin(r["usage_curve"]),
+    }
+
+
+def mean_of(images: list[dict], *path) -> float:
+    """The mean over images of the value at ``path`` in each image's entry."""
+    values = []
+    for entry in images:
+        for key in path:
+            entry = entry[key]
+        values.append(entry)
+    return float(np.mean(values))
+
+
+def ood_summary(data_indices, ood_names, ood_indices, probs, thresholds) -> dict:
+    """The OOD score distribution on the data and on the OOD set, and the AUROC of each score."""
+    data_scores = [ood_score(ids, probs) for ids in data_indices]
+    out_scores = [ood_score(ids, probs) for ids in ood_indices]
+    summary = {
+        "score": OOD_SCORE,
+        "thresholds": thresholds,
+        "data": {k: describe([s[k] for s in data_scores]) for k in ("mean_surprisal", "kl")},
+    }
+    if out_scores:
+        summary["ood_set"] = {
+            "num_images": len(out_scores),
+            "scores": dict(zip(ood_names, out_scores)),
+            **{k: describe([s[k] for s in out_scores]) for k in ("mean_surprisal", "kl")},
+        }
+        summary["auroc"] = {
+            k: auroc([s[k] for s in data_scores], [s[k] for s in out_scores]) for k in ("mean_surprisal", "kl")
+        }
+    return summary
+
+
+def model_pass(model, rgb, ood_rgb, batch_size=BATCH_SIZE, precision_images=PRECISION_IMAGES) -> dict:
+    """Every model call, batched: ids, reconstructions, re-encode agreement, bf16 check, OOD ids."""
+    start = time.perf_counter()
+    indices, recons = reconstruct_images(model, rgb, batch_size)
+    out = {
+        "indices": indices,
+        "recons": recons,
+        "reencode": token_agreement(indices, encode_images(model, recons, batch_size, desc="re-encoding")),
+        "ood_indices": encode_images(model, ood_rgb, batch_size, desc="encoding OOD"),
+        "bf16": None,
+    }
+    n = min(precision_images, len(rgb))
+    if n:
+        out["bf16"] = precision_agreement(model, to_tensor(rgb[:n]), indices[:n], to_tensor(recons[:n]))
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def image_entries(names, rgb, passed: dict, probs, thresholds, config) -> list[dict]:
+    """Per image: name, ``image_summary`` figures and stability (bf16 for the first few)."""
+    bf16 = passed["bf16"] or {}
+    images = []
+    for i, name in enumerate(names):
+        summary, _ = image_summary(rgb[i], passed["recons"][i], passed["indices"][i], probs, thresholds, config)
+        summary["stability"] = {"reencode": passed["reencode"][i]}
+        if bf16 and i < len(bf16["agreement"]):
+            summary["stability"]["bf16"] = {k: v[i] for k, v in bf16.items()}
+        images.append({"name": name, **summary})
+    return images
+
+
+def aggregate(images: list[dict], passed: dict, stats: CodebookStats, jpeg_points) -> dict:
+    """Means and distributions over the images, codebook statistics and the JPEG comparison."""
+    rate = images[0]["rate"]
+    summary = {
+        "num_images": len(images),
+        "psnr": describe([im["psnr"] for im in images]),
+        "ssim": describe([im["ssim"] for im in images]),
+        "rate": {
+            "nominal_bits": rate["nominal_bits"],
+            "bits_per_pixel": rate["bits_per_pixel"],
+            "own_entropy_bits": mean_of(images, "rate", "own_entropy_bits"),
+            "jpeg_equal_bytes": {k: mean_of(images, "rate", "jpeg_equal_bytes", k)
+                                 for k in ("quality", "bytes", "psnr", "ssim")},
+            "jpeg_curve": {"qualities": JPEG_QUALITIES, "images": min(len(images), RD_IMAGES), "points": jpeg_points},
+        },
+        "codebook": codebook_summary(stats),
+        "stability": {"reencode": describe(passed["reencode"])},
+    }
+    if passed["bf16"] is not None:
+        bf16 = passed["bf16"]
+        summary["stability"]["bf16"] = {"images": len(bf16["agreement"]), **{k: np.mean(v) for k, v in bf16.items()}}
+    if "reference_bits" in rate:
+        summary["rate"]["reference_bits"] = mean_of(images, "rate", "reference_bits")
+    return summary
+
+
+def evaluate(model, names, rgb, reference=None, ood=None, batch_size=BATCH_SIZE,
+             precision_images=PRECISION_IMAGES) -> tuple[dict, dict]:
+    """Evaluate uint8 (N, 96, 96, 3) images; returns (results, pictures: name -> Figure or uint8 array).
+
+    ``reference`` is a ``load_reference`` dict (None: no OOD figures); ``ood`` is (names, images)
+    of out-of-distribution images for the AUROC.
+    """
+    start = time.perf_counter()
+    config = model.config
+    ood_names, ood_rgb = ood if ood is not None and reference is not None else ([], rgb[:0])
+    passed = model_pass(model, rgb, ood_rgb, batch_size, precision_images)
+    probs = token_probabilities(reference["counts"]) if reference is not None else None
+    thresholds = reference.get("ood_thresholds", DEFAULT_OOD_THRESHOLDS) if reference is not None \
+        else DEFAULT_OOD_THRESHOLDS
+    images = image_entries(names, rgb, passed, probs, thresholds, config)
+    stats = CodebookStats(config.levels, config.num_tokens)
+    stats.update(passed["indices"])
+    jpeg_points = np.mean([jpeg_curve(a, JPEG_QUALITIES) for a in rgb[:RD_IMAGES]], axis=0)
+    summary = aggregate(images, passed, stats, jpeg_points)
+    if probs is not None:
+        summary["ood"] = ood_summary(passed["indices"], ood_names, passed["ood_indices"], probs, thresholds)
+    total = time.perf_counter() - start
+    summary["timing"] = {"total_s": total, "model_s": passed["seconds"], "per_image_ms": 1000 * total / len(images)}
+    results = {"images": images, "aggregate": summary}
+    return results, pictures(results, rgb, passed["recons"], stats.result(), jpeg_points, config)
+
+
+def pictures(results: dict, rgb, recons, codebook: dict, jpeg_points, config) -> dict:
+    """The sample grid and the plots, by file name."""
+    images, summary = results["images"], results["aggregate"]
+    rate = summary["rate"]
+    qkvae_point = (rate["bits_per_pixel"], summary["psnr"]["mean"], summary["ssim"]["mean"])
+    entropy_bpp = bits_per_pixel(rate["reference_bits"], rgb[0]) if "reference_bits" in rate else None
+    out = {
+        "sample_grid": plots.sample_grid(rgb[:GRID_IMAGES], recons[:GRID_IMAGES], [im["psnr"] for im in images]),
+        "codebook_histogram": plots.codebook_histogram(codebook["counts"]),
+        "level_histograms": plots.level_histograms_figure(codebook["level_histograms"], config.levels),
+        "usage_curve": plots.usage_curve_figure(codebook["usage_curve"], config.codebook_size),
+        "rd_plot": plots.rd_plot(qkvae_point, jpeg_points, entropy_bpp),
+    }
+    ood = summary.get("ood", {})
+    if "auroc" in ood:
+        out["ood_histogram"] = plots.ood_histogram(
+            [im["ood_score"][OOD_SCORE] for im in images],
+            [s[OOD_SCORE] for s in ood["ood_set"]["scores"].values()],
+            ood["thresholds"], labels=("data", "OOD set"))
+    return out
+
+
+def write_outputs(results: dict, pictures: dict, out) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
+    for name, picture in pictures.items():
+        if isinstance(picture, np.ndarray):
+            Image.fromarray(picture).save(out / f"{name}.png")
+        else:
+            picture.savefig(out / f"{name}.png", dpi=100)
+    return out
+
+
+def load_ood(choice: str, size: int):
+    """The OOD set for the AUROC: "builtin" (``analysis.ood_images``), "none", or a folder."""
+    if choice == "none":
+        return None
+    return ood_images(size) if choice == "builtin" else load_fitted(choice, size)
+
+
+def setup_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m analysis.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="image folder or STL-10 .bin file")
+    p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
+    p.add_argument("--out", default="runs/evaluate", help="output folder")
+    p.add_argument("--reference", default=None,
+                   help=f"reference counts (default: {REFERENCE_PATH.name} in assets/, if present)")
+    p.add_argument("--ood", default="builtin", help='OOD images for the AUROC: "builtin", "none" or a folder')
+    p.add_argument("--precision-images", type=int, default=PRECISION_IMAGES,
+                   help="images checked under bf16 autocast (0: none)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    return p.parse_args(argv)
+
+
+def _reference_for(model, path) -> tuple[dict | None, dict]:
+    """The reference to score against, and what results.json says about it."""
+    if path is None and not REFERENCE_PATH.is_file():
+        print("warning: no reference counts shipped; OOD scores are left out", file=sys.stderr)
+        return None, {"reference": None}
+    reference = load_reference(path)
+    matches = reference.get("weights_sha256") == weights_fingerprint(model)[1]
+    if not matches:
+        print("warning: the reference counts were made with other weights; OOD scores are unreliable",
+              file=sys.stderr)
+    return reference, {"reference": Path(path or REFERENCE_PATH).name, "reference_matches_weights": matches}
+
+
+def run(args) -> tuple[dict, Path]:
+    model = load_qkvae(args.weights, device=args.device)
+    names, rgb = load_fitted(args.data, model.config.image_size)
+    reference, provenance = _reference_for(model, args.reference)
+    ood = load_ood(args.ood, model.config.image_size)
+    results, pictures = evaluate(model, names, rgb, reference, ood, args.batch_size, args.precision_images)
+    weights_name, weights_sha256 = weights_fingerprint(model)
+    results["setup"] = {"data": Path(args.data).name, "weights": weights_name, "weights_sha256": weights_sha256,
+                        "device": str(model.device), "ood": args.ood, **provenance}
+    return results, write_outputs(results, pictures, args.out)
+
+
+def main(argv=None) -> int:
+    args = setup_args(argv)
+    try:
+        results, out = run(args)
+    except CLI_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    agg = results["aggregate"]
+    line = f"{agg['num_images']} images: PSNR {agg['psnr']['mean']:.2f} dB, SSIM {agg['ssim']['mean']:.4f}"
+    if "auroc" in agg.get("ood", {}):
+        line += f", OOD AUROC {agg['ood']['auroc'][OOD_SCORE]:.3f}"
+    print(f"{line}, {agg['timing']['total_s']:.1f} s -> {out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
