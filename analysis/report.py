@@ -17,7 +17,7 @@ from analysis.rate import bits_per_pixel, empirical_entropy_bits, jpeg_at_bytes,
 from analysis.reference import DEFAULT_OOD_THRESHOLDS, OOD_SCORE, ood_score, ood_verdict, surprisal_map
 from analysis.stability import precision_agreement, reencode_stability
 from qkvae.image import to_uint8
-from qkvae.inference import reconstruct
+from qkvae.pipeline import reconstruct
 from qkvae.model import QKVAEConfig
 
 
