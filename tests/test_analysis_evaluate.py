@@ -1,0 +1,138 @@
+"""python -m analysis.evaluate end to end: a golden results.json for a tiny folder, outputs, errors.
+
+The golden file does not depend on the shipped weights: the model is a seeded random-init
+QKVAE saved to a temporary folder, with reference counts of its own made by the
+``analysis.reference`` CLI. Regenerate it after an intended change with
+``QKVAE_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_analysis_evaluate.py``.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from analysis import evaluate, reference
+from qkvae.model import QKVAE
+from qkvae.weights import save_qkvae
+
+GOLDEN = Path(__file__).parent / "golden" / "analysis_results.json"
+REGENERATE = os.environ.get("QKVAE_REGEN_GOLDEN") == "1"
+REL, ABS = 5e-3, 1e-3  # a few tokens may flip between CPUs; behaviour changes move far more
+PLOTS = ("sample_grid", "codebook_histogram", "level_histograms", "usage_curve", "rd_plot", "ood_histogram")
+STL10_SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stl10-samples"
+
+
+def tiny_folder(folder: Path) -> Path:
+    """Four photos from skimage.data, at their own sizes (the CLI fits them to 96x96)."""
+    folder.mkdir()
+    photos = {"cat": skimage.data.chelsea(), "coffee": skimage.data.coffee(), "rocket": skimage.data.rocket(),
+              "motorcycle": skimage.data.stereo_motorcycle()[0]}
+    for name, array in photos.items():
+        Image.fromarray(array).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    torch.manual_seed(0)
+    weights = save_qkvae(QKVAE().eval(), root / "weights")
+    data = tiny_folder(root / "photos")
+    counts = root / "reference.npz"
+    common = ["--weights", str(weights), "--batch-size", "2"]
+    assert reference.main(["--data", str(data), "--out", str(counts), "--calibration", str(data), *common]) == 0
+    out = root / "out"
+    assert evaluate.main(["--data", str(data), "--reference", str(counts), "--out", str(out),
+                          "--precision-images", "1", *common]) == 0
+    return out
+
+
+def assert_close(actual, expected, path="results"):
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), f"{path}: keys differ"
+        for key in expected:
+            assert_close(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), f"{path}: length differs"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_close(a, e, f"{path}[{i}]")
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        assert math.isclose(actual, expected, rel_tol=REL, abs_tol=ABS), f"{path}: {actual} != {expected}"
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def read_results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_results_match_the_golden_file(evaluated):
+    results = read_results(evaluated)
+    results.pop("setup")  # paths and the weights' hash
+    results["aggregate"].pop("timing")
+    if REGENERATE:
+        GOLDEN.write_text(json.dumps(results, indent=1) + "\n")
+    assert_close(results, json.loads(GOLDEN.read_text()))
+
+
+def test_every_image_and_the_aggregate_carry_the_documented_figures(evaluated):
+    results = read_results(evaluated)
+    images, agg = results["images"], results["aggregate"]
+    assert [im["name"] for im in images] == ["cat.png", "coffee.png", "motorcycle.png", "rocket.png"]
+    for im in images:
+        assert {"name", "psnr", "ssim", "ood_score", "rate", "stability"} <= set(im)
+        assert im["rate"]["jpeg_equal_bytes"]["bytes"] <= im["rate"]["nominal_bits"] / 8
+    assert "bf16" in images[0]["stability"] and "bf16" not in images[1]["stability"]
+    assert agg["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in images]))
+    assert agg["codebook"]["num_images"] == 4 and agg["codebook"]["usage_curve"][-1][0] == 4
+    assert set(agg["ood"]["auroc"]) == {"mean_surprisal", "kl"}
+    assert agg["ood"]["ood_set"]["num_images"] >= 15
+    assert agg["timing"]["total_s"] > 0
+    assert results["setup"]["reference_matches_weights"] is True
+
+
+def test_the_grid_and_the_plots_are_written(evaluated):
+    for name in PLOTS:
+        assert (evaluated / f"{name}.png").stat().st_size > 1000, name
+    grid = np.asarray(Image.open(evaluated / "sample_grid.png"))
+    assert grid.shape == (2 * 96 + 2 + 14, 4 * 96 + 3 * 2, 3)
+
+
+@pytest.mark.parametrize("data", ["missing", "empty", "bad.bin", "broken"])
+def test_bad_data_is_one_line_and_a_nonzero_exit(tmp_path, weights_dir, capsys, data):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.bin").write_bytes(b"\0" * 1000)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "image.png").write_bytes(b"\x89PNG not really")
+    code = evaluate.main(["--data", str(tmp_path / data), "--weights", str(weights_dir), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_a_missing_reference_file_is_an_error(tmp_path, weights_dir, capsys):
+    data = tiny_folder(tmp_path / "photos")
+    code = evaluate.main(["--data", str(data), "--weights", str(weights_dir), "--reference", str(tmp_path / "no.npz"),
+                          "--out", str(tmp_path / "o")])
+    assert code == 2 and "python -m analysis.reference" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STL10_SAMPLES.is_dir(), reason="needs ../shared/data/stl10-samples")
+def test_the_80_stl10_samples(tmp_path, weights_dir):
+    counts = tmp_path / "reference.npz"
+    common = ["--weights", str(weights_dir)]
+    assert reference.main(["--data", str(STL10_SAMPLES), "--out", str(counts), "--calibration", str(STL10_SAMPLES),
+                           *common]) == 0
+    assert evaluate.main(["--data", str(STL10_SAMPLES), "--reference", str(counts), "--out", str(tmp_path / "o"),
+                          *common]) == 0
+    results = read_results(tmp_path / "o")
+    assert len(results["images"]) == 80
+    assert 0.0 <= results["aggregate"]["ood"]["auroc"]["mean_surprisal"] <= 1.0
+    grid = np.asarray(Image.open(tmp_path / "o" / "sample_grid.png"))
+    assert grid.shape[1] == 16 * 96 + 15 * 2
