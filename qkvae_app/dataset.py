@@ -1,24 +1,21 @@
-"""The Dataset tab's computation: find the STL-10 images, reconstruct them all, rank them by error.
+"""The Dataset tab's computation: find the STL-10 images, reconstruct them, rank them by error.
 
 The source is an image folder (``../shared/data/stl10-samples`` by default), an STL-10
 ``*_X.bin`` file, or the ``stl10_binary/`` folder holding such files (``test_X.bin`` is used
-when present). At most ``MAX_IMAGES`` images are evaluated.
+when present). The first ``MAX_IMAGES`` images are evaluated.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 
+from analysis.codebook import CodebookStats
+from analysis.inputs import InputError, load_fitted, reconstruct_images
 from analysis.metrics import psnr
 from qkvae import QKVAE
-from qkvae.data import load_images
-from qkvae.image import fit, to_tensor, to_uint8
 
 MAX_IMAGES = 512
-BATCH = 32
 ORDERS = ("file order", "worst first", "best first")
 
 
@@ -28,8 +25,8 @@ class DatasetEval:
     names: list[str]
     originals: np.ndarray  # (N, 96, 96, 3) uint8
     reconstructions: np.ndarray  # (N, 96, 96, 3) uint8
-    indices: np.ndarray  # (N, 48, 48) int64
     psnrs: np.ndarray  # (N,) dB
+    codebook: dict  # analysis.codebook.CodebookStats.result() over all N images
 
 
 def find_source(path: Path) -> Path:
@@ -49,32 +46,20 @@ def missing_message(path: Path) -> str:
     )
 
 
-def _load(source: Path, size: int) -> tuple[list[str], np.ndarray]:
-    names, images = load_images(source)
-    names, images = names[:MAX_IMAGES], images[:MAX_IMAGES]
-    fitted = [a if a.shape[:2] == (size, size) else np.asarray(fit(Image.fromarray(a), size, "center_crop"))
-              for a in images]
-    return names, np.stack(fitted)
-
-
 def evaluate(model: QKVAE, path: Path) -> DatasetEval:
-    """Reconstruct every image of the dataset at ``path``; raises ``FileNotFoundError`` or ``ValueError``."""
+    """Reconstruct the dataset at ``path``; raises ``InputError`` (saying where to put the data) or ``ImageError``."""
     source = find_source(path)
-    if not source.exists():
-        raise FileNotFoundError(missing_message(path))
-    names, originals = _load(source, model.config.image_size)
-    indices, recons = [], []
-    with torch.inference_mode():
-        for start in range(0, len(originals), BATCH):
-            ids = model.encode(to_tensor(originals[start:start + BATCH]).to(model.device))  # (B, 2304)
-            recons.append(to_uint8(model.decode(ids)))
-            indices.append(ids.cpu().numpy())
-    g = model.config.grid_size
-    recons = np.concatenate(recons)
+    try:
+        names, originals = load_fitted(source, model.config.image_size)
+    except InputError:
+        raise InputError(missing_message(path)) from None
+    names, originals = names[:MAX_IMAGES], originals[:MAX_IMAGES]
+    indices, recons = reconstruct_images(model, originals)
+    stats = CodebookStats(model.config.levels, model.config.num_tokens)
+    stats.update(indices)
     return DatasetEval(
         source=source, names=names, originals=originals, reconstructions=recons,
-        indices=np.concatenate(indices).reshape(-1, g, g),
-        psnrs=np.array([psnr(a, b) for a, b in zip(originals, recons)]),
+        psnrs=np.array([psnr(a, b) for a, b in zip(originals, recons)]), codebook=stats.result(),
     )
 
 

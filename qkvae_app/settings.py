@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.reference import ReferenceFileError, load_reference
 from qkvae import QKVAE, WeightsError, load_qkvae
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,4 +48,12 @@ def load_model(settings: Settings) -> tuple[QKVAE | None, str | None]:
     try:
         return load_qkvae(settings.weights), None
     except WeightsError as e:
+        return None, str(e)
+
+
+def load_ood_reference(settings: Settings) -> tuple[dict | None, str | None]:
+    """(reference counts and metadata, None), or (None, why not); see ``analysis.reference``."""
+    try:
+        return load_reference(settings.reference), None
+    except ReferenceFileError as e:
         return None, str(e)

@@ -1,0 +1,317 @@
+"""QKVAE Studio: see what the QKVAE-1m tokenizer keeps and loses, one image or a dataset at a time.
+
+    python app.py        # then open http://127.0.0.1:7860
+
+Handlers come first, then the layout (``with gr.Blocks() as demo``), then the event wiring.
+The model and the reference token statistics are loaded once, at import; nothing goes to the
+network. Settings come from the environment: QKVAE_WEIGHTS, QKVAE_DATA, QKVAE_REFERENCE (see
+``qkvae_app/settings.py``). The main handler is the API endpoint ``/reconstruct``.
+"""
+
+import functools
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from analysis import plots
+from analysis.inputs import InputError
+from analysis.reference import DEFAULT_OOD_THRESHOLDS, token_probabilities, weights_fingerprint
+from analysis.report import analyze_image
+from qkvae import ImageError, QKVAEConfig, TokenError, load_image, load_tokens
+from qkvae.image import RESIZE_MODES, to_uint8
+from qkvae.tokens import lm_vocab
+from qkvae_app import dataset, files, panels, views
+from qkvae_app.edit import nudge_token
+from qkvae_app.settings import EXAMPLES_DIR, Settings, load_model, load_ood_reference
+
+SETTINGS = Settings.from_env()
+MODEL, MODEL_ERROR = load_model(SETTINGS)
+CONFIG = MODEL.config if MODEL is not None else QKVAEConfig()
+REFERENCE, REFERENCE_ERROR = load_ood_reference(SETTINGS)
+PROBS = token_probabilities(REFERENCE["counts"], REFERENCE["alpha"]) if REFERENCE else None
+THRESHOLDS = tuple(REFERENCE["ood_thresholds"]) if REFERENCE and "ood_thresholds" in REFERENCE else DEFAULT_OOD_THRESHOLDS
+STATUS = panels.status_html(MODEL, MODEL_ERROR, panels.reference_note(
+    REFERENCE, REFERENCE_ERROR, weights_fingerprint(MODEL)[1] if MODEL is not None else ""))
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
+MODE_LABELS = {"resize": "stretch (as the card)", "center_crop": "centre crop", "pad": "pad with grey"}
+MODE_CHOICES = [(MODE_LABELS[m], m) for m in RESIZE_MODES]
+
+
+# ---------------------------------------------------------------- handlers
+
+def _model():
+    if MODEL is None:
+        raise gr.Error(f"No model is loaded: {MODEL_ERROR}", title="No weights")
+    return MODEL
+
+
+def _decode(grid: np.ndarray) -> np.ndarray:
+    return to_uint8(_model().decode(torch.from_numpy(grid)[None])[0])
+
+
+def reconstruct(image, mode: str):
+    """An image file and a resize mode -> input, reconstruction, JPEG at equal bytes, PSNR, SSIM,
+    token / error / surprisal maps, OOD and rate panels, codebook and level charts, tokens.
+
+    The event runs with ``preprocess=False``: ``image`` is Gradio's file payload (or a path when
+    called directly), so this app, not Pillow inside Gradio, decodes the file and explains failures.
+    """
+    path = image.get("path") if isinstance(image, dict) else image
+    if path is None:  # a cleared input clears the outputs
+        return (None,) * (12 + len(CONFIG.levels))
+    model = _model()
+    try:
+        x = load_image(path, model.config.image_size, mode)
+    except ValueError as e:  # ImageError, or an unknown mode
+        raise gr.Error(str(e), title="Cannot read this image") from None
+    r = analyze_image(model, x, PROBS, THRESHOLDS, stability=False)
+    cb = r["codebook"]
+    tokens = {"grid": r["indices"], "decoded": r["reconstruction"], "name": Path(path).stem}
+    return (
+        r["original"], r["reconstruction"], r["jpeg_rgb"], round(r["psnr"], 2), round(r["ssim"], 4),
+        plots.token_heatmap(r["indices"], model.config.codebook_size), plots.error_heatmap(r["token_error"]),
+        plots.surprisal_heatmap(r["surprisal"]) if "surprisal" in r else None,
+        panels.ood_html(r, THRESHOLDS), panels.rate_html(r),
+        gr.BarPlot(views.codebook_frame(cb["counts"]), label=panels.codebook_label(cb)),
+        *views.level_frames(cb["level_histograms"]), tokens,
+    )
+
+
+def open_tokens(tokens, row: int, col: int):
+    """Show a token grid in the Tokens tab, unedited, with its files ready to download."""
+    if tokens is None:
+        return (None,) * 7
+    grid = tokens["grid"]
+    return (grid.copy(), views.token_grid_view(grid, row, col), tokens["decoded"], tokens["decoded"],
+            views.change_map(tokens["decoded"], tokens["decoded"]),
+            panels.token_html(grid, grid, row, col, CONFIG.levels), files.token_files(grid, tokens["name"]))
+
+
+def decode_token_file(path):
+    """A .npy or .json file of 2,304 ids -> the tokens to show (decoded) in the Tokens tab."""
+    if path is None:
+        return None
+    try:
+        grid = load_tokens(path)
+    except TokenError as e:
+        raise gr.Error(str(e), title="Not a token file") from None
+    return {"grid": grid, "decoded": _decode(grid), "name": Path(path).stem.removesuffix("-tokens")}
+
+
+def select_token(evt: gr.SelectData):
+    """A click on the enlarged token grid -> the (row, col) of the token under it."""
+    return views.cell_at(*evt.index)
+
+
+def show_token(tokens, edited, row: int, col: int):
+    """The token grid with (row, col) outlined, and that token's id and FSQ levels."""
+    if tokens is None or edited is None:
+        return None, ""
+    row, col = int(np.clip(row, 0, CONFIG.grid_size - 1)), int(np.clip(col, 0, CONFIG.grid_size - 1))
+    return views.token_grid_view(edited, row, col), panels.token_html(tokens["grid"], edited, row, col, CONFIG.levels)
+
+
+def _nudge(tokens, edited, row: int, col: int, dim: int, step: int):
+    if tokens is None or edited is None:
+        raise gr.Error("Reconstruct an image or decode a token file first.", title="No tokens")
+    try:
+        edited = nudge_token(edited, int(row), int(col), int(dim), step, CONFIG.levels)
+    except ValueError as e:
+        raise gr.Error(str(e), title="Cannot move this token") from None
+    decoded = _decode(edited)
+    return (edited, decoded, views.change_map(tokens["decoded"], decoded), *show_token(tokens, edited, row, col))
+
+
+def level_down(tokens, edited, row: int, col: int, dim: int):
+    """Move FSQ dimension ``dim`` of token (row, col) one level down and decode the edited grid."""
+    return _nudge(tokens, edited, row, col, dim, -1)
+
+
+def level_up(tokens, edited, row: int, col: int, dim: int):
+    """Move FSQ dimension ``dim`` of token (row, col) one level up and decode the edited grid."""
+    return _nudge(tokens, edited, row, col, dim, +1)
+
+
+def lm_sequence(tokens, base_vocab_size):
+    """The LM-ready sequence for a vocabulary of ``base_vocab_size`` entries: its ids as text, and a file."""
+    if tokens is None:
+        raise gr.Error("Reconstruct an image or decode a token file first.", title="No tokens")
+    if base_vocab_size is None or base_vocab_size < 0:
+        raise gr.Error("The base vocabulary size must be a whole number, 0 or more.", title="Vocabulary size")
+    seq, path = files.lm_file(tokens["grid"], int(base_vocab_size), tokens["name"])
+    return panels.sequence_text(seq, lm_vocab(int(base_vocab_size))), gr.DownloadButton(value=path, interactive=True)
+
+
+_evaluate_dataset = functools.lru_cache(maxsize=1)(dataset.evaluate)
+
+
+def _dataset():
+    try:
+        return _evaluate_dataset(_model(), SETTINGS.data)
+    except (InputError, ImageError) as e:
+        raise gr.Error(str(e), title="No dataset") from None
+
+
+def dataset_grid(order: str):
+    """Sixteen dataset images in the chosen order: originals above, reconstructions below, PSNR under each."""
+    result = _dataset()
+    pick = dataset.ranked(result, order)
+    return plots.sample_grid(result.originals[pick], result.reconstructions[pick], result.psnrs[pick])
+
+
+def evaluate_dataset(order: str):
+    """Reconstruct the dataset (once; later calls reuse it): sample grid, summary, codebook charts."""
+    result = _dataset()
+    cb = result.codebook
+    return (dataset_grid(order), panels.dataset_html(result), plots.codebook_histogram(cb["counts"]),
+            plots.level_histograms_figure(cb["level_histograms"], CONFIG.levels))
+
+
+# ---------------------------------------------------------------- layout
+
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=SYSTEM_FONTS,  # no web fonts: works offline
+                       font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+CSS = """
+.framed .image-container, .framed .image-container > button, .framed .image-frame { width: 100%; height: 100%; }
+.framed .image-frame { padding: 2.2rem 0.3rem 0.3rem; box-sizing: border-box; }
+.framed .image-frame img { width: 100%; height: 100%; object-fit: contain; }
+.pixelated .image-frame img { image-rendering: pixelated; }
+.qk-header h1 { margin: 0; font-size: 1.6rem; }
+.qk-header p { margin: 0.2rem 0 0; color: var(--body-text-color-subdued); }
+.qk-status { font-size: 0.85rem; padding: 0.4rem 0.7rem; border-radius: 6px; background: var(--background-fill-secondary); }
+.qk-status code { font-size: 0.8rem; }
+.qk-card { padding: 0.6rem 0.9rem; border: 1px solid var(--border-color-primary); border-radius: 8px; }
+.qk-card h4 { margin: 0 0 0.4rem; }
+.qk-card p { margin: 0.3rem 0; }
+.qk-big { font-size: 1.5rem; font-weight: 600; }
+.qk-big small, .qk-note { font-size: 0.8rem; font-weight: 400; color: var(--body-text-color-subdued); }
+.qk-badge { padding: 0.1rem 0.5rem; border-radius: 999px; font-weight: 600; font-size: 0.85rem; }
+.qk-ok { background: #dcfce7; color: #166534; }
+.qk-warn { background: #fef3c7; color: #92400e; }
+.qk-bad { background: #fee2e2; color: #991b1b; }
+.qk-table, .qk-table tr { border-collapse: collapse; font-size: 0.85rem; width: 100%; border: none; }
+.qk-table td, .qk-table th { padding: 0.15rem 0.5rem; text-align: right; border: none; border-bottom: 1px solid var(--border-color-primary); background: none; }
+.qk-table td:first-child, .qk-table th:first-child { text-align: left; }
+"""
+LAUNCH_OPTIONS = {"theme": THEME, "css": CSS}
+IMAGE_HEIGHT = 240  # every enlarged 96x96 image and 48x48 map is shown at this height
+
+
+def pixel_view(label: str, **kwargs) -> gr.Image:
+    """An output image enlarged with square pixels (PNG, so nothing is blurred by compression)."""
+    return gr.Image(label=label, format="png", interactive=False, height=kwargs.pop("height", IMAGE_HEIGHT),
+                    elem_classes=["framed", "pixelated"], buttons=["download", "fullscreen"], **kwargs)
+
+
+with gr.Blocks(title="QKVAE Studio") as demo:
+    gr.HTML('<div class="qk-header"><h1>QKVAE Studio</h1><p>What the QKVAE-1m tokenizer keeps and loses: '
+            "a 96×96 image becomes 48×48 = 2,304 FSQ tokens (ids 0..15,359) and back.</p></div>")
+    gr.HTML(STATUS)
+    tokens, edited = gr.State(), gr.State()
+
+    with gr.Tab("Reconstruct"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                image = gr.Image(label="Image", type="filepath", image_mode=None, height=260,
+                                 sources=["upload", "clipboard", "webcam"])
+                mode = gr.Radio(MODE_CHOICES, value="resize", label="Fit to 96×96")
+                gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], examples_per_page=len(EXAMPLES),
+                            example_labels=[p.stem.replace("-", ": ") for p in EXAMPLES], label="Examples")
+            with gr.Column(scale=3):
+                with gr.Row():
+                    model_input = pixel_view("Model input (96×96)")
+                    reconstruction = pixel_view("Reconstruction")
+                    jpeg = pixel_view("JPEG at the same bytes")
+                with gr.Row():
+                    psnr = gr.Number(label="PSNR (dB)", interactive=False)
+                    ssim = gr.Number(label="SSIM", interactive=False)
+                with gr.Row():
+                    token_map = pixel_view("Token ids (48×48)")
+                    error_map = pixel_view(f"Error per token (0–{plots.ERROR_VMAX:.0f})")
+                    surprisal_map = pixel_view(f"Surprisal (0–{plots.SURPRISAL_VMAX:.0f} bits)")
+        with gr.Row():
+            ood_panel = gr.HTML()
+            rate_panel = gr.HTML()
+        codebook_chart = gr.BarPlot(x="first id", y="tokens", label="Codebook usage", height=220,
+                                    x_title="code id (bins of 128)", y_title="tokens", x_lim=[0, CONFIG.codebook_size],
+                                    x_axis_format="d")
+        with gr.Row():
+            level_charts = [gr.BarPlot(x="level", y="share", label=f"FSQ dim {k}: {n} levels", height=200,
+                                       y_title="share of tokens", y_lim=[0, 1], min_width=120)
+                            for k, n in enumerate(CONFIG.levels)]
+
+    with gr.Tab("Tokens"):
+        gr.Markdown("The tokens of the last reconstruction, or of a token file you decode. Click a token "
+                    "(or type its row and column), pick an FSQ dimension and move it a level to see what it encodes.")
+        with gr.Row():
+            with gr.Column(scale=2):
+                grid_view = pixel_view("Token ids: click a token", height=384)
+            with gr.Column(scale=2):
+                with gr.Row():
+                    row = gr.Number(24, label="row", precision=0, minimum=0, maximum=CONFIG.grid_size - 1)
+                    col = gr.Number(24, label="column", precision=0, minimum=0, maximum=CONFIG.grid_size - 1)
+                dim = gr.Radio([(f"dim {k} ({n} levels)", k) for k, n in enumerate(CONFIG.levels)], value=0,
+                               label="FSQ dimension")
+                with gr.Row():
+                    down = gr.Button("− 1 level")
+                    up = gr.Button("+ 1 level", variant="primary")
+                    reset = gr.Button("Reset edits", variant="secondary")
+                token_info = gr.HTML()
+        with gr.Row():
+            decoded_view = pixel_view("Decoded tokens")
+            edited_view = pixel_view("Decoded after edits")
+            change_view = pixel_view(f"Change (0–{views.CHANGE_VMAX:.0f})")
+        with gr.Row():
+            with gr.Column():
+                token_files = gr.File(label="Token ids (.npy, .json)", file_count="multiple", interactive=False, height=130)
+                token_upload = gr.File(label="Decode a token file (.npy or .json)", file_types=[".npy", ".json"],
+                                       height=130)
+            with gr.Column():
+                with gr.Row():
+                    base_vocab = gr.Number(50257, label="Base vocabulary size", precision=0, minimum=0)
+                    lm_button = gr.Button("Build LM sequence")
+                lm_ids = gr.Textbox(label="LM sequence ids", lines=6, max_lines=6, buttons=["copy"])
+                lm_download = gr.DownloadButton("Download the LM sequence (.json)", interactive=False)
+
+    with gr.Tab("Dataset"):
+        source = dataset.find_source(SETTINGS.data)
+        gr.Markdown(f"Images from `{source}` (the first {dataset.MAX_IMAGES}); set `QKVAE_DATA` to use another folder "
+                    "or an STL-10 `.bin`. The first evaluation takes a while on a CPU; sorting reuses it."
+                    if source.exists() else dataset.missing_message(SETTINGS.data))
+        with gr.Row():
+            order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order", scale=3)
+            evaluate_button = gr.Button("Evaluate the dataset", variant="primary", scale=1)
+        sample_grid = gr.Image(label="16 images: originals above, reconstructions below, PSNR under each",
+                               format="png", interactive=False, buttons=["download", "fullscreen"], elem_classes="framed")
+        dataset_summary = gr.HTML()
+        dataset_codebook = gr.Plot(label="Codebook usage over the dataset", show_label=False)
+        dataset_levels = gr.Plot(label="FSQ levels over the dataset", show_label=False)
+
+    # ------------------------------------------------------------ events
+    token_outputs = [edited, grid_view, decoded_view, edited_view, change_view, token_info, token_files]
+    gr.on([image.change, mode.change], reconstruct, [image, mode],
+          [model_input, reconstruction, jpeg, psnr, ssim, token_map, error_map, surprisal_map,
+           ood_panel, rate_panel, codebook_chart, *level_charts, tokens],
+          api_name="reconstruct", preprocess=False
+          ).success(open_tokens, [tokens, row, col], token_outputs, api_name="open_tokens")
+    token_upload.change(decode_token_file, token_upload, tokens, api_name="decode_tokens"
+                        ).success(open_tokens, [tokens, row, col], token_outputs, api_visibility="undocumented")
+    reset.click(open_tokens, [tokens, row, col], token_outputs, api_visibility="undocumented")
+    grid_view.select(select_token, None, [row, col], api_visibility="undocumented")
+    gr.on([row.change, col.change], show_token, [tokens, edited, row, col], [grid_view, token_info],
+          api_name="show_token")
+    nudge_outputs = [edited, edited_view, change_view, grid_view, token_info]
+    down.click(level_down, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_down")
+    up.click(level_up, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_up")
+    lm_button.click(lm_sequence, [tokens, base_vocab], [lm_ids, lm_download], api_name="lm_sequence")
+    evaluate_button.click(evaluate_dataset, order, [sample_grid, dataset_summary, dataset_codebook, dataset_levels],
+                          api_name="evaluate_dataset")
+    order.change(dataset_grid, order, sample_grid, api_name="dataset_grid")
+
+demo.queue(default_concurrency_limit=2, max_size=64)
+
+if __name__ == "__main__":
+    demo.launch(**LAUNCH_OPTIONS)

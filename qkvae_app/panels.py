@@ -1,0 +1,121 @@
+"""HTML for the app's text panels: status line, OOD verdict, rate table, token readout, dataset summary.
+
+Pure functions from results to strings; the look comes from the classes styled in ``app.CSS``.
+"""
+
+from html import escape
+
+import numpy as np
+
+from qkvae_app.edit import token_levels
+
+VERDICT_CLASS = {"in distribution": "qk-ok", "unusual": "qk-warn", "out of distribution": "qk-bad"}
+
+
+def status_html(model, model_error: str | None, reference_note: str) -> str:
+    """One line under the title: device, weights file and reference, or why there is no model."""
+    if model is None:
+        return (
+            '<div class="qk-status qk-bad"><b>No model loaded</b>: '
+            f"{escape(model_error or '')}. Put trained weights in <code>assets/model.safetensors</code> "
+            "(with <code>config.json</code>) or set <code>QKVAE_WEIGHTS</code> to a weights file or folder, "
+            "then restart the app.</div>"
+        )
+    params = sum(p.numel() for p in model.parameters())
+    return (
+        f'<div class="qk-status">device <b>{escape(str(model.device))}</b> · weights '
+        f"<code>{escape(str(model.weights_path))}</code> · {params:,} parameters · {reference_note}</div>"
+    )
+
+
+def reference_note(reference: dict | None, error: str | None, weights_sha256: str) -> str:
+    """Which token statistics the OOD score uses, with a warning when they belong to other weights."""
+    if reference is None:
+        return f'<span class="qk-warn">no OOD reference: {escape(error or "")}</span>'
+    note = (f"OOD reference: {escape(str(reference.get('data_name', '?')))}, "
+            f"{int(reference.get('num_images', 0)):,} images")
+    if reference.get("weights_sha256") and weights_sha256 and reference["weights_sha256"] != weights_sha256:
+        note += ' <span class="qk-warn">(computed with other weights: rerun analysis.reference)</span>'
+    return note
+
+
+def ood_html(report: dict, thresholds) -> str:
+    """The OOD score against the STL-10 reference, with its verdict in words."""
+    if "ood_score" not in report:
+        return '<div class="qk-card"><h4>Out-of-distribution score</h4><p>Unavailable: no reference token statistics are loaded.</p></div>'
+    score = report["ood_score"]
+    label, _, words = score["verdict"].partition(": ")
+    unusual, outside = thresholds
+    return (
+        '<div class="qk-card"><h4>Out-of-distribution score</h4>'
+        f'<p><span class="qk-badge {VERDICT_CLASS.get(label, "")}">{escape(label)}</span> {escape(words)}.</p>'
+        f'<p class="qk-big">{score["mean_surprisal"]:.2f} <small>bits/token mean surprisal</small></p>'
+        f'<p class="qk-note">KL from the reference {score["kl"]:.2f} bits/token. STL-10 photos score at most '
+        f"{unusual:.2f} (95th percentile) and {outside:.2f} (maximum).</p></div>"
+    )
+
+
+def rate_html(report: dict) -> str:
+    """Bits per image: fixed-width ids, entropy bounds, and JPEG at the same number of bytes."""
+    rate, pixels = report["rate"], report["original"].shape[0] * report["original"].shape[1]
+    rows = [("QKVAE ids, fixed width", rate["nominal_bits"]),
+            ("entropy, this image's histogram", rate["own_entropy_bits"])]
+    if "reference_bits" in rate:
+        rows.append(("entropy, STL-10 reference", rate["reference_bits"]))
+    body = "".join(f"<tr><td>{name}</td><td>{bits:,.0f}</td><td>{bits / 8:,.0f}</td><td>{bits / pixels:.2f}</td></tr>"
+                   for name, bits in rows)
+    jpeg = rate["jpeg_equal_bytes"]
+    fits = "" if jpeg["fits"] else " (even quality 1 is larger)"
+    return (
+        '<div class="qk-card"><h4>Rate</h4><table class="qk-table">'
+        f"<tr><th></th><th>bits</th><th>bytes</th><th>bits/px</th></tr>{body}"
+        f'<tr><td>JPEG q{jpeg["quality"]}{fits}</td><td>{8 * jpeg["bytes"]:,}</td><td>{jpeg["bytes"]:,}</td>'
+        f'<td>{jpeg["bits_per_pixel"]:.2f}</td></tr></table>'
+        f'<p class="qk-note">At equal bytes JPEG reaches {jpeg["psnr"]:.2f} dB / SSIM {jpeg["ssim"]:.3f}; '
+        f'QKVAE {report["psnr"]:.2f} dB / SSIM {report["ssim"]:.3f}.</p></div>'
+    )
+
+
+def token_html(grid: np.ndarray, edited: np.ndarray, row: int, col: int, levels) -> str:
+    """The selected token's id and FSQ levels, before and after editing."""
+    def describe(index):
+        digits = token_levels(index, levels)
+        cells = "".join(f"<td>{d}<small>/{n - 1}</small></td>" for d, n in zip(digits, levels))
+        return f"<td><b>{int(index)}</b></td>{cells}"
+
+    head = "".join(f"<th>dim {k}</th>" for k in range(len(levels)))
+    changed = int((grid != edited).sum())
+    return (
+        f'<div class="qk-card"><h4>Token row {row}, column {col}</h4><table class="qk-table">'
+        f"<tr><th></th><th>id</th>{head}</tr>"
+        f"<tr><td>original</td>{describe(grid[row, col])}</tr>"
+        f"<tr><td>edited</td>{describe(edited[row, col])}</tr></table>"
+        f'<p class="qk-note">{changed} of {grid.size:,} tokens edited.</p></div>'
+    )
+
+
+def dataset_html(result) -> str:
+    """How many images, their PSNR spread, and how much of the codebook they use."""
+    cb, p = result.codebook, result.psnrs
+    return (
+        f'<div class="qk-card"><p><b>{len(result.names)}</b> images from <code>{escape(str(result.source))}</code>: '
+        f"PSNR mean {p.mean():.2f} dB, min {p.min():.2f}, max {p.max():.2f}. "
+        f"Codebook: {cb['codes_seen']:,} of {cb['counts'].size:,} codes used ({cb['usage']:.1%}), "
+        f"entropy {cb['entropy_bits']:.2f} of {cb['max_entropy_bits']:.2f} bits, perplexity {cb['perplexity']:,.0f}.</p></div>"
+    )
+
+
+def codebook_label(codebook: dict) -> str:
+    """Title of the per-image codebook chart: how many codes, how spread."""
+    return (f"Codebook usage: {codebook['codes_seen']:,} of {codebook['counts'].size:,} codes, "
+            f"perplexity {codebook['perplexity']:,.0f}")
+
+
+def sequence_text(seq: np.ndarray, vocab: dict) -> str:
+    """An LM sequence as text: a header naming the special ids, then one line per grid row."""
+    newrow = vocab["<img_newrow>"]
+    rows = np.split(seq[1:-1], np.flatnonzero(seq[1:-1] == newrow) + 1)
+    header = (f"# {len(seq):,} ids; code i -> {vocab['code_offset']} + i; <img_start>={vocab['<img_start>']} "
+              f"<img_newrow>={newrow} <img_end>={vocab['<img_end>']}; vocabulary size {vocab['vocab_size']:,}")
+    lines = [header, str(seq[0])] + [" ".join(map(str, r)) for r in rows if r.size] + [str(seq[-1])]
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""Display data for the app: bar-chart tables for gr.BarPlot and the enlarged, outlined token grid.
+
+Per-upload charts are DataFrames drawn by the browser (gr.BarPlot), not matplotlib figures:
+rendering a figure costs more than the whole 250 ms budget for one upload on 2 CPU cores.
+"""
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots
+from analysis.metrics import pixel_error
+
+CODEBOOK_BINS = 120  # 15,360 ids in bins of 128
+TOKEN_VIEW_SCALE = 10  # image pixels per token in the clickable grid; shown no larger than that
+CHANGE_VMAX = 16.0  # 8-bit levels at the top of the colour scale of the token-edit change map
+
+
+def codebook_frame(counts, bins: int = CODEBOOK_BINS) -> pd.DataFrame:
+    """Tokens per bin of consecutive code ids: columns ``first id`` and ``tokens``."""
+    counts = np.asarray(counts, dtype=np.float64)
+    width = -(-counts.size // bins)
+    per_bin = np.add.reduceat(counts, np.arange(0, counts.size, width))
+    return pd.DataFrame({"first id": np.arange(0, counts.size, width), "tokens": per_bin})
+
+
+def level_frames(level_hists) -> list[pd.DataFrame]:
+    """Per FSQ dimension, the share of tokens at each level: columns ``level`` and ``share``."""
+    frames = []
+    for hist in level_hists:
+        hist = np.asarray(hist, dtype=np.float64)
+        share = hist / hist.sum() if hist.sum() else hist
+        frames.append(pd.DataFrame({"level": [str(j) for j in range(hist.size)], "share": share}))
+    return frames
+
+
+def token_grid_view(grid: np.ndarray, row: int | None = None, col: int | None = None,
+                    codebook_size: int = 15360) -> np.ndarray:
+    """The token heatmap enlarged ``TOKEN_VIEW_SCALE`` times, with token (row, col) framed in white and black."""
+    heatmap = plots.upscale_nearest(plots.token_heatmap(grid, codebook_size), TOKEN_VIEW_SCALE)
+    if row is None or col is None:
+        return heatmap
+    view, s, (h, w) = heatmap.copy(), TOKEN_VIEW_SCALE, heatmap.shape[:2]
+    for pad, colour in ((3, (0, 0, 0)), (2, (255, 255, 255))):  # a black line around a white frame
+        view[max(row * s - pad, 0):min((row + 1) * s + pad, h), max(col * s - pad, 0):min((col + 1) * s + pad, w)] = colour
+    cell = np.s_[row * s:(row + 1) * s, col * s:(col + 1) * s]
+    view[cell] = heatmap[cell]
+    return view
+
+
+def cell_at(x: int, y: int) -> tuple[int, int]:
+    """(row, col) of the token under a click at pixel (x, y) of ``token_grid_view``."""
+    return int(y) // TOKEN_VIEW_SCALE, int(x) // TOKEN_VIEW_SCALE
+
+
+def change_map(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Where two decodings differ: per-pixel mean absolute RGB change on the fixed scale 0..``CHANGE_VMAX``."""
+    return plots.error_heatmap(pixel_error(before, after), CHANGE_VMAX)
