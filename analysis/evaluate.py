@@ -30,7 +30,7 @@ from analysis.inputs import BATCH_SIZE, CLI_ERRORS, encode_images, load_fitted, 
 from analysis.ood_images import ood_images
 from analysis.rate import JPEG_QUALITIES, bits_per_pixel, jpeg_curve
 from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, auroc, load_reference,
-                                ood_score, token_probabilities, weights_fingerprint)
+                                ood_score, ood_verdict, token_probabilities, weights_fingerprint)
 from analysis.report import image_summary
 from analysis.stability import precision_agreement, token_agreement
 from qkvae.image import to_tensor
@@ -82,20 +82,26 @@ def mean_of(images: list[dict], *path) -> float:
     return float(np.mean(values))
 
 
-def ood_summary(data_indices, ood_names, ood_indices, probs, thresholds) -> dict:
-    """The OOD score distribution on the data and on the OOD set, and the AUROC of each score."""
-    data_scores = [ood_score(ids, probs) for ids in data_indices]
-    out_scores = [ood_score(ids, probs) for ids in ood_indices]
+def verdict_counts(scores: list[dict], thresholds) -> dict:
+    """How many images get each verdict ("in distribution", "unusual", "out of distribution")."""
+    verdicts = [ood_verdict(s[OOD_SCORE], thresholds).split(":")[0] for s in scores]
+    return {v: verdicts.count(v) for v in sorted(set(verdicts))}
+
+
+def ood_summary(data_scores: list[dict], ood_names, out_scores: list[dict], thresholds) -> dict:
+    """The OOD score distribution and verdicts on the data and on the OOD set, and the AUROC of each score."""
     summary = {
         "score": OOD_SCORE,
         "thresholds": thresholds,
         "data": {k: describe([s[k] for s in data_scores]) for k in ("mean_surprisal", "kl")},
+        "data_verdicts": verdict_counts(data_scores, thresholds),
     }
     if out_scores:
         summary["ood_set"] = {
             "num_images": len(out_scores),
             "scores": dict(zip(ood_names, out_scores)),
             **{k: describe([s[k] for s in out_scores]) for k in ("mean_surprisal", "kl")},
+            "verdicts": verdict_counts(out_scores, thresholds),
         }
         summary["auroc"] = {
             k: auroc([s[k] for s in data_scores], [s[k] for s in out_scores]) for k in ("mean_surprisal", "kl")
@@ -135,8 +141,13 @@ def image_entries(names, rgb, passed: dict, probs, thresholds, config) -> list[d
 
 
 def aggregate(images: list[dict], passed: dict, stats: CodebookStats, jpeg_points) -> dict:
-    """Means and distributions over the images, codebook statistics and the JPEG comparison."""
+    """Means and distributions over the images, codebook statistics and the JPEG comparison.
+
+    The JPEG curve is averaged over the first ``RD_IMAGES`` images, and so is the QKVAE point
+    set against it.
+    """
     rate = images[0]["rate"]
+    rd_images = images[:RD_IMAGES]
     summary = {
         "num_images": len(images),
         "psnr": describe([im["psnr"] for im in images]),
@@ -147,7 +158,8 @@ def aggregate(images: list[dict], passed: dict, stats: CodebookStats, jpeg_point
             "own_entropy_bits": mean_of(images, "rate", "own_entropy_bits"),
             "jpeg_equal_bytes": {k: mean_of(images, "rate", "jpeg_equal_bytes", k)
                                  for k in ("quality", "bytes", "psnr", "ssim")},
-            "jpeg_curve": {"qualities": JPEG_QUALITIES, "images": min(len(images), RD_IMAGES), "points": jpeg_points},
+            "jpeg_curve": {"qualities": JPEG_QUALITIES, "images": len(rd_images), "points": jpeg_points,
+                           "qkvae_point": (rate["bits_per_pixel"], mean_of(rd_images, "psnr"), mean_of(rd_images, "ssim"))},
         },
         "codebook": codebook_summary(stats),
         "stability": {"reencode": describe(passed["reencode"])},
@@ -172,15 +184,15 @@ def evaluate(model, names, rgb, reference=None, ood=None, batch_size=BATCH_SIZE,
     ood_names, ood_rgb = ood if ood is not None and reference is not None else ([], rgb[:0])
     passed = model_pass(model, rgb, ood_rgb, batch_size, precision_images)
     probs = token_probabilities(reference["counts"]) if reference is not None else None
-    thresholds = reference.get("ood_thresholds", DEFAULT_OOD_THRESHOLDS) if reference is not None \
-        else DEFAULT_OOD_THRESHOLDS
+    thresholds = (reference or {}).get("ood_thresholds", DEFAULT_OOD_THRESHOLDS)
     images = image_entries(names, rgb, passed, probs, thresholds, config)
     stats = CodebookStats(config.levels, config.num_tokens)
     stats.update(passed["indices"])
     jpeg_points = np.mean([jpeg_curve(a, JPEG_QUALITIES) for a in rgb[:RD_IMAGES]], axis=0)
     summary = aggregate(images, passed, stats, jpeg_points)
     if probs is not None:
-        summary["ood"] = ood_summary(passed["indices"], ood_names, passed["ood_indices"], probs, thresholds)
+        out_scores = [ood_score(ids, probs) for ids in passed["ood_indices"]]
+        summary["ood"] = ood_summary([im["ood_score"] for im in images], ood_names, out_scores, thresholds)
     total = time.perf_counter() - start
     summary["timing"] = {"total_s": total, "model_s": passed["seconds"], "per_image_ms": 1000 * total / len(images)}
     results = {"images": images, "aggregate": summary}
@@ -191,14 +203,13 @@ def pictures(results: dict, rgb, recons, codebook: dict, jpeg_points, config) ->
     """The sample grid and the plots, by file name."""
     images, summary = results["images"], results["aggregate"]
     rate = summary["rate"]
-    qkvae_point = (rate["bits_per_pixel"], summary["psnr"]["mean"], summary["ssim"]["mean"])
     entropy_bpp = bits_per_pixel(rate["reference_bits"], rgb[0]) if "reference_bits" in rate else None
     out = {
         "sample_grid": plots.sample_grid(rgb[:GRID_IMAGES], recons[:GRID_IMAGES], [im["psnr"] for im in images]),
         "codebook_histogram": plots.codebook_histogram(codebook["counts"]),
         "level_histograms": plots.level_histograms_figure(codebook["level_histograms"], config.levels),
         "usage_curve": plots.usage_curve_figure(codebook["usage_curve"], config.codebook_size),
-        "rd_plot": plots.rd_plot(qkvae_point, jpeg_points, entropy_bpp),
+        "rd_plot": plots.rd_plot(rate["jpeg_curve"]["qkvae_point"], jpeg_points, entropy_bpp),
     }
     ood = summary.get("ood", {})
     if "auroc" in ood:

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 from analysis.codebook import as_indices
+from analysis.reference import auroc
 
 LUT_SIZE = 256
 TOKEN_CMAP, ERROR_CMAP, SURPRISAL_CMAP = "turbo", "magma", "viridis"
@@ -143,7 +144,7 @@ def rd_plot(qkvae_point, jpeg_curve, qkvae_entropy_bpp: float | None = None) -> 
 
 def ood_histogram(scores_in, scores_out, thresholds=None, labels=("in distribution", "out of distribution"),
                   xlabel="mean surprisal (bits/token)") -> Figure:
-    """Overlaid histograms of in- and out-of-distribution scores, with the verdict thresholds."""
+    """Overlaid histograms of in- and out-of-distribution scores, with the verdict thresholds and the AUROC."""
     scores_in, scores_out = np.ravel(scores_in), np.ravel(scores_out)
     bins = np.histogram_bin_edges(np.concatenate([scores_in, scores_out]), bins=30)
     fig = _figure(6, 3.2)
@@ -152,6 +153,6 @@ def ood_histogram(scores_in, scores_out, thresholds=None, labels=("in distributi
     ax.hist(scores_out, bins=bins, alpha=0.6, label=labels[1])
     for t in thresholds if thresholds is not None else ():
         ax.axvline(t, color="k", ls="--", lw=1)
-    ax.set(xlabel=xlabel, ylabel="images")
+    ax.set(xlabel=xlabel, ylabel="images", title=f"AUROC {auroc(scores_in, scores_out):.3f}")
     ax.legend(fontsize=8)
     return fig

@@ -40,40 +40,47 @@ def bits_per_pixel(bits: float, rgb: np.ndarray) -> float:
     return bits / (rgb.shape[0] * rgb.shape[1])
 
 
-def jpeg(rgb: np.ndarray, quality: int) -> tuple[int, np.ndarray]:
-    """Encode uint8 (H, W, 3) with Pillow at ``quality``: (file size in bytes, decoded uint8 image)."""
+def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
+    """The JPEG file Pillow writes for uint8 (H, W, 3) at ``quality``."""
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    size = buf.tell()
-    buf.seek(0)
-    return size, np.asarray(Image.open(buf).convert("RGB"))
+    return buf.getvalue()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> tuple[int, np.ndarray]:
+    """Encode uint8 (H, W, 3) with Pillow at ``quality``: (file size in bytes, decoded uint8 image)."""
+    data = jpeg_bytes(rgb, quality)
+    return len(data), decode_jpeg(data)
 
 
 def jpeg_at_bytes(rgb: np.ndarray, target_bytes: float) -> dict:
     """JPEG at the highest quality (1..100) whose file fits ``target_bytes``, scored against ``rgb``.
 
-    Binary search on quality (7 encodes; file size grows with quality). Returns ``quality``,
-    ``bytes``, ``bits_per_pixel``, ``psnr``, ``ssim``, the decoded ``rgb``, and ``fits`` (False
-    when even quality 1 is larger than the budget; then quality 1 is reported).
+    Binary search on quality (7 encodes, 1 decode; file size grows with quality). Returns
+    ``quality``, ``bytes``, ``bits_per_pixel``, ``psnr``, ``ssim``, the decoded ``rgb``, and
+    ``fits`` (False when even quality 1 is larger than the budget; then quality 1 is reported).
     """
-    lo, hi = 1, 100
-    best = None
+    lo, hi, best = 1, 100, None
     while lo <= hi:
         q = (lo + hi) // 2
-        size, decoded = jpeg(rgb, q)
-        if size <= target_bytes:
-            best, lo = (q, size, decoded), q + 1
+        data = jpeg_bytes(rgb, q)
+        if len(data) <= target_bytes:
+            best, lo = (q, data), q + 1
         else:
             hi = q - 1
-    fits = best is not None
-    q, size, decoded = best if fits else (1, *jpeg(rgb, 1))
+    quality, data = best or (1, jpeg_bytes(rgb, 1))
+    decoded = decode_jpeg(data)
     return {
-        "quality": q,
-        "bytes": size,
-        "bits_per_pixel": bits_per_pixel(8 * size, rgb),
+        "quality": quality,
+        "bytes": len(data),
+        "bits_per_pixel": bits_per_pixel(8 * len(data), rgb),
         "psnr": psnr(rgb, decoded),
         "ssim": ssim(rgb, decoded),
-        "fits": fits,
+        "fits": best is not None,
         "rgb": decoded,
     }
 
