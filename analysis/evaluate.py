@@ -28,7 +28,7 @@ from analysis import plots
 from analysis.codebook import CodebookStats
 from analysis.inputs import BATCH_SIZE, CLI_ERRORS, encode_images, load_fitted, reconstruct_images
 from analysis.ood_images import ood_images
-from analysis.rate import JPEG_QUALITIES, bits_per_pixel, jpeg_curve
+from analysis.rate import JPEG_QUALITIES, jpeg_curve
 from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, auroc, load_reference,
                                 ood_score, ood_verdict, token_probabilities, weights_fingerprint)
 from analysis.report import image_summary
@@ -62,8 +62,8 @@ def thin(curve: list, points: int = CURVE_POINTS) -> list:
     return [curve[i] for i in keep]
 
 
-def codebook_summary(stats: CodebookStats) -> dict:
-    r = stats.result()
+def codebook_summary(r: dict) -> dict:
+    """The JSON part of ``CodebookStats.result()``: no per-code arrays, a thinned usage curve."""
     return {
         **{k: r[k] for k in ("num_images", "num_tokens", "codes_seen", "usage", "entropy_bits",
                              "max_entropy_bits", "perplexity", "level_histograms", "extreme_share",
@@ -140,7 +140,7 @@ def image_entries(names, rgb, passed: dict, probs, thresholds, config) -> list[d
     return images
 
 
-def aggregate(images: list[dict], passed: dict, stats: CodebookStats, jpeg_points) -> dict:
+def aggregate(images: list[dict], passed: dict, codebook: dict, jpeg_points) -> dict:
     """Means and distributions over the images, codebook statistics and the JPEG comparison.
 
     The JPEG curve is averaged over the first ``RD_IMAGES`` images, and so is the QKVAE point
@@ -158,10 +158,14 @@ def aggregate(images: list[dict], passed: dict, stats: CodebookStats, jpeg_point
             "own_entropy_bits": mean_of(images, "rate", "own_entropy_bits"),
             "jpeg_equal_bytes": {k: mean_of(images, "rate", "jpeg_equal_bytes", k)
                                  for k in ("quality", "bytes", "psnr", "ssim")},
-            "jpeg_curve": {"qualities": JPEG_QUALITIES, "images": len(rd_images), "points": jpeg_points,
-                           "qkvae_point": (rate["bits_per_pixel"], mean_of(rd_images, "psnr"), mean_of(rd_images, "ssim"))},
+            "jpeg_curve": {
+                "qualities": JPEG_QUALITIES,
+                "images": len(rd_images),
+                "points": jpeg_points,
+                "qkvae_point": (rate["bits_per_pixel"], mean_of(rd_images, "psnr"), mean_of(rd_images, "ssim")),
+            },
         },
-        "codebook": codebook_summary(stats),
+        "codebook": codebook_summary(codebook),
         "stability": {"reencode": describe(passed["reencode"])},
     }
     if passed["bf16"] is not None:
@@ -169,6 +173,8 @@ def aggregate(images: list[dict], passed: dict, stats: CodebookStats, jpeg_point
         summary["stability"]["bf16"] = {"images": len(bf16["agreement"]), **{k: np.mean(v) for k, v in bf16.items()}}
     if "reference_bits" in rate:
         summary["rate"]["reference_bits"] = mean_of(images, "rate", "reference_bits")
+        bits = mean_of(rd_images, "rate", "reference_bits")
+        summary["rate"]["jpeg_curve"]["qkvae_entropy_bpp"] = bits * rate["bits_per_pixel"] / rate["nominal_bits"]
     return summary
 
 
@@ -188,28 +194,28 @@ def evaluate(model, names, rgb, reference=None, ood=None, batch_size=BATCH_SIZE,
     images = image_entries(names, rgb, passed, probs, thresholds, config)
     stats = CodebookStats(config.levels, config.num_tokens)
     stats.update(passed["indices"])
+    codebook = stats.result()
     jpeg_points = np.mean([jpeg_curve(a, JPEG_QUALITIES) for a in rgb[:RD_IMAGES]], axis=0)
-    summary = aggregate(images, passed, stats, jpeg_points)
+    summary = aggregate(images, passed, codebook, jpeg_points)
     if probs is not None:
         out_scores = [ood_score(ids, probs) for ids in passed["ood_indices"]]
         summary["ood"] = ood_summary([im["ood_score"] for im in images], ood_names, out_scores, thresholds)
     total = time.perf_counter() - start
     summary["timing"] = {"total_s": total, "model_s": passed["seconds"], "per_image_ms": 1000 * total / len(images)}
     results = {"images": images, "aggregate": summary}
-    return results, pictures(results, rgb, passed["recons"], stats.result(), jpeg_points, config)
+    return results, pictures(results, rgb, passed["recons"], codebook, jpeg_points, config)
 
 
 def pictures(results: dict, rgb, recons, codebook: dict, jpeg_points, config) -> dict:
     """The sample grid and the plots, by file name."""
     images, summary = results["images"], results["aggregate"]
-    rate = summary["rate"]
-    entropy_bpp = bits_per_pixel(rate["reference_bits"], rgb[0]) if "reference_bits" in rate else None
+    rd = summary["rate"]["jpeg_curve"]
     out = {
         "sample_grid": plots.sample_grid(rgb[:GRID_IMAGES], recons[:GRID_IMAGES], [im["psnr"] for im in images]),
         "codebook_histogram": plots.codebook_histogram(codebook["counts"]),
         "level_histograms": plots.level_histograms_figure(codebook["level_histograms"], config.levels),
         "usage_curve": plots.usage_curve_figure(codebook["usage_curve"], config.codebook_size),
-        "rd_plot": plots.rd_plot(rate["jpeg_curve"]["qkvae_point"], jpeg_points, entropy_bpp),
+        "rd_plot": plots.rd_plot(rd["qkvae_point"], jpeg_points, rd.get("qkvae_entropy_bpp")),
     }
     ood = summary.get("ood", {})
     if "auroc" in ood:
@@ -254,13 +260,13 @@ def setup_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _reference_for(model, path) -> tuple[dict | None, dict]:
+def _reference_for(path, weights_sha256: str) -> tuple[dict | None, dict]:
     """The reference to score against, and what results.json says about it."""
     if path is None and not REFERENCE_PATH.is_file():
         print("warning: no reference counts shipped; OOD scores are left out", file=sys.stderr)
         return None, {"reference": None}
     reference = load_reference(path)
-    matches = reference.get("weights_sha256") == weights_fingerprint(model)[1]
+    matches = reference.get("weights_sha256") == weights_sha256
     if not matches:
         print("warning: the reference counts were made with other weights; OOD scores are unreliable",
               file=sys.stderr)
@@ -270,10 +276,10 @@ def _reference_for(model, path) -> tuple[dict | None, dict]:
 def run(args) -> tuple[dict, Path]:
     model = load_qkvae(args.weights, device=args.device)
     names, rgb = load_fitted(args.data, model.config.image_size)
-    reference, provenance = _reference_for(model, args.reference)
+    weights_name, weights_sha256 = weights_fingerprint(model)
+    reference, provenance = _reference_for(args.reference, weights_sha256)
     ood = load_ood(args.ood, model.config.image_size)
     results, pictures = evaluate(model, names, rgb, reference, ood, args.batch_size, args.precision_images)
-    weights_name, weights_sha256 = weights_fingerprint(model)
     results["setup"] = {"data": Path(args.data).name, "weights": weights_name, "weights_sha256": weights_sha256,
                         "device": str(model.device), "ood": args.ood, **provenance}
     return results, write_outputs(results, pictures, args.out)
@@ -281,6 +287,7 @@ def run(args) -> tuple[dict, Path]:
 
 def main(argv=None) -> int:
     args = setup_args(argv)
+    start = time.perf_counter()
     try:
         results, out = run(args)
     except CLI_ERRORS as e:
@@ -290,7 +297,7 @@ def main(argv=None) -> int:
     line = f"{agg['num_images']} images: PSNR {agg['psnr']['mean']:.2f} dB, SSIM {agg['ssim']['mean']:.4f}"
     if "auroc" in agg.get("ood", {}):
         line += f", OOD AUROC {agg['ood']['auroc'][OOD_SCORE]:.3f}"
-    print(f"{line}, {agg['timing']['total_s']:.1f} s -> {out / 'results.json'}")
+    print(f"{line}, {time.perf_counter() - start:.1f} s -> {out / 'results.json'}")
     return 0
 
 
