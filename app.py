@@ -206,7 +206,7 @@ def pixel_view(label: str, **kwargs) -> gr.Image:
                     elem_classes=["framed", "pixelated"], buttons=["download", "fullscreen"], **kwargs)
 
 
-with gr.Blocks(title="QKVAE Studio") as demo:
+with gr.Blocks(title="QKVAE Studio", analytics_enabled=False) as demo:
     gr.HTML('<div class="qk-header"><h1>QKVAE Studio</h1><p>What the QKVAE-1m tokenizer keeps and loses: '
             "a 96×96 image becomes 48×48 = 2,304 FSQ tokens (ids 0..15,359) and back.</p></div>")
     gr.HTML(STATUS)
