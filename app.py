@@ -70,7 +70,7 @@ def reconstruct(image, mode: str):
     cb = r["codebook"]
     tokens = {"grid": r["indices"], "decoded": r["reconstruction"], "name": Path(path).stem}
     return (
-        r["original"], r["reconstruction"], r["jpeg_rgb"], round(r["psnr"], 2), round(r["ssim"], 4),
+        r["original"], r["reconstruction"], r["jpeg_rgb"], round(float(r["psnr"]), 2), round(float(r["ssim"]), 4),
         plots.token_heatmap(r["indices"], model.config.codebook_size), plots.error_heatmap(r["token_error"]),
         plots.surprisal_heatmap(r["surprisal"]) if "surprisal" in r else None,
         panels.ood_html(r, THRESHOLDS), panels.rate_html(r),

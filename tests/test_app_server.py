@@ -1,0 +1,120 @@
+"""The app as users meet it: ``python app.py`` on a free port, called through its API and in a browser.
+
+The server runs from a temporary directory, so nothing depends on the current directory. The
+browser test drives Debian's headless Chromium through Playwright; ``scripts/test.sh``
+installs both, so it is skipped only on a machine without ``/usr/bin/chromium``.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT
+
+STARTUP_TIMEOUT = 240  # seconds; importing gradio and torch is slow on a busy 2-core machine
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CAT = EXAMPLES_DIR / "photo-cat.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the app exited with status {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1)
+    pytest.fail(f"the app did not answer at {url} within {STARTUP_TIMEOUT} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir, tmp_path_factory):
+    """The URL of ``python app.py`` serving the seeded test weights."""
+    workdir = tmp_path_factory.mktemp("server")
+    port, log = _free_port(), workdir / "app.log"
+    env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=workdir, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    return Client(server, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def test_api_reconstruct_returns_psnr_and_ssim(client):
+    out = client.predict(handle_file(CAT), "center_crop", api_name="/reconstruct")
+    model_input, reconstruction, psnr, ssim = out[0], out[1], out[3], out[4]
+    assert Image.open(model_input).size == Image.open(reconstruction).size == (96, 96)
+    assert 0 < psnr < 100 and -1 <= ssim <= 1
+
+
+def test_api_explains_bad_input_and_keeps_serving(client, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(text), "resize", api_name="/reconstruct")
+    assert client.predict(handle_file(CAT), "resize", api_name="/reconstruct")[3] > 0
+
+
+def test_concurrent_users_are_all_served(server):
+    def one_user(mode):
+        c = Client(server, verbose=False, analytics_enabled=False, download_files=False)
+        return c.predict(handle_file(CAT), mode, api_name="/reconstruct")[3]
+
+    with ThreadPoolExecutor(3) as pool:
+        psnrs = list(pool.map(one_user, ["resize", "center_crop", "pad"]))
+    assert all(p > 0 for p in psnrs)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run scripts/test.sh, which installs it")
+def test_browser_upload_shows_reconstruction_and_psnr(server, tmp_path):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server)
+            page.locator("input[type=file]").first.set_input_files(CAT)
+            psnr = page.get_by_label("PSNR (dB)")
+            expect(psnr).not_to_have_value("", timeout=120_000)
+            reconstruction = page.locator(".pixelated img").nth(1)
+            expect(reconstruction).to_be_visible()
+            assert reconstruction.evaluate("img => img.naturalWidth") == 96
+            assert float(psnr.input_value()) > 0
+            expect(page.locator(".qk-status")).to_contain_text("model.safetensors")  # device and weights shown
+            page.screenshot(path=tmp_path / "reconstruct.png", full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "reconstruct.png").stat().st_size > 10_000
