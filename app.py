@@ -198,6 +198,7 @@ CSS = """
 """
 LAUNCH_OPTIONS = {"theme": THEME, "css": CSS}
 IMAGE_HEIGHT = 240  # every enlarged 96x96 image and 48x48 map is shown at this height
+CACHE_LIFETIME = (3600, 3600)  # every hour, delete the served files older than an hour
 
 
 def pixel_view(label: str, **kwargs) -> gr.Image:
@@ -206,7 +207,7 @@ def pixel_view(label: str, **kwargs) -> gr.Image:
                     elem_classes=["framed", "pixelated"], buttons=["download", "fullscreen"], **kwargs)
 
 
-with gr.Blocks(title="QKVAE Studio", analytics_enabled=False) as demo:
+with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE_LIFETIME) as demo:
     gr.HTML('<div class="qk-header"><h1>QKVAE Studio</h1><p>What the QKVAE-1m tokenizer keeps and loses: '
             "a 96×96 image becomes 48×48 = 2,304 FSQ tokens (ids 0..15,359) and back.</p></div>")
     gr.HTML(STATUS)
@@ -215,7 +216,7 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False) as demo:
     with gr.Tab("Reconstruct"):
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                image = gr.Image(label="Image", type="filepath", image_mode=None, height=260,
+                image = gr.Image(label="Image", type="filepath", height=260,
                                  sources=["upload", "clipboard", "webcam"])
                 mode = gr.Radio(MODE_CHOICES, value="resize", label="Fit to 96×96")
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], examples_per_page=len(EXAMPLES),
