@@ -168,10 +168,6 @@ def test_dataset_tab(app, monkeypatch, tmp_path):
     assert "QKVAE_DATA" in _error(app.evaluate_dataset, "file order")
 
 
-def test_default_dataset_is_next_to_the_repo():
-    assert Settings().data == REPO_ROOT.parent / "shared" / "data" / "stl10-samples"
-
-
 def test_the_app_starts_without_weights_and_says_so(app, monkeypatch, tmp_path, photo):
     monkeypatch.setenv("QKVAE_WEIGHTS", str(tmp_path / "missing"))
     spec = importlib.util.spec_from_file_location("app_without_weights", REPO_ROOT / "app.py")

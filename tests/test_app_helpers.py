@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from analysis.inputs import InputError
 from qkvae import QKVAEConfig, load_tokens
 from qkvae import fsq
 from qkvae_app import dataset, files, settings
@@ -58,7 +59,7 @@ def test_load_model_reports_missing_weights(tmp_path, weights_dir):
 
 
 def test_dataset_missing_folder_says_where_to_put_data(model, tmp_path):
-    with pytest.raises(FileNotFoundError, match="QKVAE_DATA"):
+    with pytest.raises(InputError, match="QKVAE_DATA"):
         dataset.evaluate(model, tmp_path / "absent")
 
 
@@ -68,7 +69,7 @@ def test_dataset_evaluate_and_rank(model, tmp_path, rgb):
     Image.fromarray(rgb).resize((150, 120)).save(tmp_path / "big.png")  # fitted to 96x96
     result = dataset.evaluate(model, tmp_path)
     assert result.originals.shape == result.reconstructions.shape == (4, 96, 96, 3)
-    assert result.indices.shape == (4, 48, 48) and result.psnrs.shape == (4,)
+    assert result.psnrs.shape == (4,) and result.codebook["num_images"] == 4
     worst = dataset.ranked(result, "worst first", count=3)
     assert len(worst) == 3 and np.all(np.diff(result.psnrs[worst]) >= 0)
     assert list(dataset.ranked(result, "best first")) == list(np.argsort(result.psnrs, kind="stable")[::-1])
