@@ -31,7 +31,7 @@ MODEL, MODEL_ERROR = load_model(SETTINGS)
 CONFIG = MODEL.config if MODEL is not None else QKVAEConfig()
 REFERENCE, REFERENCE_ERROR = load_ood_reference(SETTINGS)
 PROBS = token_probabilities(REFERENCE["counts"], REFERENCE["alpha"]) if REFERENCE else None
-THRESHOLDS = tuple(REFERENCE["ood_thresholds"]) if REFERENCE and "ood_thresholds" in REFERENCE else DEFAULT_OOD_THRESHOLDS
+THRESHOLDS = tuple((REFERENCE or {}).get("ood_thresholds", DEFAULT_OOD_THRESHOLDS))
 STATUS = panels.status_html(MODEL, MODEL_ERROR, panels.reference_note(
     REFERENCE, REFERENCE_ERROR, weights_fingerprint(MODEL)[1] if MODEL is not None else ""))
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
@@ -40,6 +40,10 @@ MODE_CHOICES = [(MODE_LABELS[m], m) for m in RESIZE_MODES]
 
 
 # ---------------------------------------------------------------- handlers
+
+RECONSTRUCT_OUTPUTS = 12 + len(CONFIG.levels)  # 3 images, 2 metrics, 3 maps, 2 panels, charts, tokens
+TOKEN_TAB_OUTPUTS = 7  # edited ids, grid view, two decodings and their change, token readout, files
+
 
 def _model():
     if MODEL is None:
@@ -60,7 +64,7 @@ def reconstruct(image, mode: str):
     """
     path = image.get("path") if isinstance(image, dict) else image
     if path is None:  # a cleared input clears the outputs
-        return (None,) * (12 + len(CONFIG.levels))
+        return (None,) * RECONSTRUCT_OUTPUTS
     model = _model()
     try:
         x = load_image(path, model.config.image_size, mode)
@@ -82,7 +86,7 @@ def reconstruct(image, mode: str):
 def open_tokens(tokens, row: int, col: int):
     """Show a token grid in the Tokens tab, unedited, with its files ready to download."""
     if tokens is None:
-        return (None,) * 7
+        return (None,) * TOKEN_TAB_OUTPUTS
     grid = tokens["grid"]
     return (grid.copy(), views.token_grid_view(grid, row, col), tokens["decoded"], tokens["decoded"],
             views.change_map(tokens["decoded"], tokens["decoded"]),
