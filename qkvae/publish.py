@@ -20,7 +20,7 @@ from qkvae.weights import ASSETS, save_qkvae
 CARD_LOSS = {0: 0.3989, 1000: 0.2211, 2000: 0.1610, 3000: 0.1248, 4000: 0.1124, 5000: 0.1033, 6000: 0.0987}
 
 
-def loss_curve(records: list[dict], total_steps: int) -> Figure:
+def loss_curve(records: list[dict], done: int, total: int) -> Figure:
     """Our logged loss (per step and 50-step mean) against the card's published points."""
     fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
@@ -29,7 +29,7 @@ def loss_curve(records: list[dict], total_steps: int) -> Figure:
     ax.plot(steps, [r["mean_loss"] for r in records], lw=1.6, label="ours, mean since last log")
     ax.plot(list(CARD_LOSS), list(CARD_LOSS.values()), "ko--", ms=4, lw=0.8, label="published card")
     ax.set(xlabel="step", ylabel="loss (L1 + 0.25 MSE + 0.5 Sobel-L1)", yscale="log",
-           xlim=(0, total_steps), title=f"QKVAE-1m training, step {steps[-1] + 1} of {total_steps}")
+           xlim=(0, total), title=f"QKVAE-1m training, {done} of {total} steps")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return fig
@@ -43,7 +43,7 @@ def publish(run: Path, out: Path) -> str:
     records = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()]
     records = [r for r in records if r["step"] < ckpt["step"]]
     (out / LOG_NAME).write_text("".join(json.dumps(r) + "\n" for r in records))
-    loss_curve(records, ckpt["recipe"]["steps"]).savefig(out / "loss_curve.png")
+    loss_curve(records, ckpt["step"], ckpt["recipe"]["steps"]).savefig(out / "loss_curve.png")
     return f"published step {ckpt['step']} of {ckpt['recipe']['steps']} from {run} to {out}"
 
 
