@@ -111,7 +111,8 @@ def test_browser_upload_shows_reconstruction_and_psnr(server, tmp_path):
             expect(psnr).not_to_have_value("", timeout=120_000)
             reconstruction = page.locator(".pixelated img").nth(1)
             expect(reconstruction).to_be_visible()
-            assert reconstruction.evaluate("img => img.naturalWidth") == 96
+            page.wait_for_function("img => img.complete && img.naturalWidth === 96",  # loaded, not enlarged
+                                   arg=reconstruction.element_handle(), timeout=60_000)
             assert float(psnr.input_value()) > 0
             expect(page.locator(".qk-status")).to_contain_text("model.safetensors")  # device and weights shown
             page.screenshot(path=tmp_path / "reconstruct.png", full_page=True)
