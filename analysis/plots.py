@@ -7,6 +7,7 @@ makes one per request leaks nothing. Error and surprisal maps use fixed scales, 
 colours of two images can be compared.
 """
 
+import math
 from functools import lru_cache
 
 import matplotlib
@@ -51,7 +52,7 @@ def upscale_nearest(rgb: np.ndarray, factor: int) -> np.ndarray:
 def token_heatmap(indices, codebook_size: int = 15360) -> np.ndarray:
     """The ids of one image as a square colour grid: (48, 48, 3)."""
     ids = as_indices(indices)
-    side = int(np.sqrt(ids.size))
+    side = math.isqrt(ids.size)
     return colorize(ids.reshape(side, side), TOKEN_CMAP, 0, codebook_size - 1)
 
 

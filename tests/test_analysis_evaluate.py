@@ -72,10 +72,18 @@ def read_results(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
-def test_results_match_the_golden_file(evaluated):
-    results = read_results(evaluated)
-    results.pop("setup")  # paths and the weights' hash
+def comparable(results: dict) -> dict:
+    """The results without what depends on the machine: paths, timing, and bf16 figures (bf16
+    rounding varies with the CPU's kernels and thread count, and flips a few percent of tokens)."""
+    results.pop("setup")
     results["aggregate"].pop("timing")
+    for stability in [im["stability"] for im in results["images"]] + [results["aggregate"]["stability"]]:
+        stability.pop("bf16", None)
+    return results
+
+
+def test_results_match_the_golden_file(evaluated):
+    results = comparable(read_results(evaluated))
     if REGENERATE:
         GOLDEN.write_text(json.dumps(results, indent=1) + "\n")
     assert_close(results, json.loads(GOLDEN.read_text()))
