@@ -7,8 +7,10 @@ from html import escape
 
 import numpy as np
 
+from analysis.reference import OOD_SCORE
 from qkvae_app.edit import token_levels
 
+SCORE_NAMES = {"mean_surprisal": "mean surprisal", "kl": "KL of its token histogram from the reference"}
 VERDICT_CLASS = {"in distribution": "qk-ok", "unusual": "qk-warn", "out of distribution": "qk-bad"}
 
 
@@ -39,19 +41,23 @@ def reference_note(reference: dict | None, error: str | None, weights_sha256: st
     return note
 
 
-def ood_html(report: dict, thresholds) -> str:
-    """The OOD score against the STL-10 reference, with its verdict in words."""
+def ood_html(report: dict, thresholds, score_name: str = OOD_SCORE) -> str:
+    """The OOD score against the STL-10 reference, with its verdict in words.
+
+    The headline is ``score_name``, the score the verdict thresholds apply to; the other score is noted.
+    """
     if "ood_score" not in report:
         return '<div class="qk-card"><h4>Out-of-distribution score</h4><p>Unavailable: no reference token statistics are loaded.</p></div>'
     score = report["ood_score"]
     label, _, words = score["verdict"].partition(": ")
     unusual, outside = thresholds
+    others = "; ".join(f"{SCORE_NAMES[k]} {v:.2f}" for k, v in score.items() if k in SCORE_NAMES and k != score_name)
     return (
         '<div class="qk-card"><h4>Out-of-distribution score</h4>'
         f'<p><span class="qk-badge {VERDICT_CLASS.get(label, "")}">{escape(label)}</span> {escape(words)}.</p>'
-        f'<p class="qk-big">{score["mean_surprisal"]:.2f} <small>bits/token mean surprisal</small></p>'
-        f'<p class="qk-note">KL from the reference {score["kl"]:.2f} bits/token. STL-10 photos score at most '
-        f"{unusual:.2f} (95th percentile) and {outside:.2f} (maximum).</p></div>"
+        f'<p class="qk-big">{score[score_name]:.2f} <small>bits/token, {SCORE_NAMES[score_name]}</small></p>'
+        f'<p class="qk-note">STL-10 photos score at most {unusual:.2f} (95th percentile) and {outside:.2f} (maximum). '
+        f"Also: {others} bits/token.</p></div>"
     )
 
 
