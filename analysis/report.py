@@ -17,8 +17,8 @@ from analysis.rate import bits_per_pixel, empirical_entropy_bits, jpeg_at_bytes,
 from analysis.reference import DEFAULT_OOD_THRESHOLDS, OOD_SCORE, ood_score, ood_verdict, surprisal_map
 from analysis.stability import precision_agreement, reencode_stability
 from qkvae.image import to_uint8
-from qkvae.pipeline import reconstruct
 from qkvae.model import QKVAEConfig
+from qkvae.pipeline import reconstruct
 
 
 def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, probs=None,
@@ -27,7 +27,8 @@ def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, pro
 
     Returns (summary, jpeg_rgb). The summary holds ``psnr``, ``ssim``, ``rate`` (nominal and
     entropy bits, JPEG at the nominal size) and, given the reference ``probs``, ``ood_score``
-    (mean surprisal, KL and a verdict against ``thresholds``) and the reference-coded bits.
+    (``mean_surprisal``, ``kl``, and a ``verdict`` on the ``verdict_score`` against
+    ``thresholds``) and the reference-coded bits.
     """
     nominal = nominal_bits(config)
     jpeg = jpeg_at_bytes(original, nominal / 8)
@@ -41,7 +42,8 @@ def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, pro
     if probs is not None:
         rate["reference_bits"] = empirical_entropy_bits(indices, probs)
         score = ood_score(indices, probs)
-        summary["ood_score"] = {**score, "verdict": ood_verdict(score[OOD_SCORE], thresholds)}
+        verdict = ood_verdict(score[OOD_SCORE], thresholds)
+        summary["ood_score"] = {**score, "verdict_score": OOD_SCORE, "verdict": verdict}
     return summary, jpeg["rgb"]
 
 
