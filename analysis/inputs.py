@@ -58,7 +58,9 @@ def batches(n: int, batch_size: int = BATCH_SIZE, desc: str | None = None):
 
 
 def encode_images(model, rgb: np.ndarray, batch_size: int = BATCH_SIZE, desc="encoding") -> np.ndarray:
-    """uint8 (N, H, W, 3) -> ids int64 (N, num_tokens)."""
+    """uint8 (N, H, W, 3) -> ids int64 (N, num_tokens); N may be 0."""
+    if not len(rgb):
+        return np.zeros((0, model.config.num_tokens), dtype=np.int64)
     out = [model.encode(to_tensor(rgb[s]).to(model.device)).cpu() for s in batches(len(rgb), batch_size, desc)]
     return torch.cat(out).numpy()
 

@@ -17,7 +17,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from analysis import evaluate, reference
+from analysis import evaluate, plots, reference
 from qkvae.model import QKVAE
 from qkvae.weights import save_qkvae
 
@@ -144,3 +144,13 @@ def test_the_80_stl10_samples(tmp_path, weights_dir):
     assert 0.0 <= results["aggregate"]["ood"]["auroc"]["mean_surprisal"] <= 1.0
     grid = np.asarray(Image.open(tmp_path / "o" / "sample_grid.png"))
     assert grid.shape[1] == 16 * 96 + 15 * 2
+
+
+def test_without_a_reference_the_ood_figures_are_left_out(model, rgb):
+    images = np.stack([rgb, rgb[::-1]])
+    results, pictures = evaluate.evaluate(model, ["a", "b"], images, reference=None, ood=None, precision_images=0)
+    agg = results["aggregate"]
+    assert "ood" not in agg and "reference_bits" not in agg["rate"] and "bf16" not in agg["stability"]
+    assert "ood_score" not in results["images"][0]
+    assert set(pictures) == set(PLOTS) - {"ood_histogram"}
+    assert pictures["sample_grid"].shape[1] == 2 * 96 + plots.GAP

@@ -49,6 +49,7 @@ def test_batched_encoding_matches_one_call(model, rgb):
     ids, recons = reconstruct_images(model, images, batch_size=2)
     assert ids.shape == (3, 2304) and recons.shape == (3, 96, 96, 3) and recons.dtype == np.uint8
     assert (encode_images(model, images, batch_size=3) == ids).mean() > 0.99
+    assert encode_images(model, images[:0]).shape == (0, 2304)
 
 
 def test_ood_images_are_deterministic_and_varied():
