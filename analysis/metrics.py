@@ -19,7 +19,7 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB between two uint8 images, capped at ``PSNR_CAP`` when they are identical."""
     m = mse(a, b)
-    return PSNR_CAP if m == 0 else min(PSNR_CAP, 10.0 * np.log10(255.0**2 / m))
+    return PSNR_CAP if m == 0 else float(min(PSNR_CAP, 10.0 * np.log10(255.0**2 / m)))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
