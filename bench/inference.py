@@ -62,6 +62,11 @@ def matmul_flops_per_s(device, repeats: int) -> float:
     return 2 * 2048**3 / median_seconds(lambda: a @ b, device, max(repeats, 5))
 
 
+def row_markdown(r: dict) -> str:
+    return (f"| {r['precision']} | {r['batch']} | {r['op']} | {r['seconds']:.4f} | "
+            f"{r['images_per_s']:.1f} | {100 * r['fraction_of_matmul']:.0f}% |")
+
+
 def run(device: torch.device, repeats: int) -> dict:
     model = QKVAE().to(device).eval()
     x1 = torch.zeros(1, 3, 96, 96, device=device)
@@ -69,6 +74,7 @@ def run(device: torch.device, repeats: int) -> dict:
              "decode": conv_flops(model.decoder, model.quantize(x1))}
     flops["both"] = flops["encode"] + flops["decode"]
     peak = matmul_flops_per_s(device, repeats)
+    print(f"device={device} threads={torch.get_num_threads()} matmul={peak / 1e9:.1f} GFLOP/s", flush=True)
     rows = []
     for precision in PRECISIONS:
         for batch in BATCHES:
@@ -81,6 +87,7 @@ def run(device: torch.device, repeats: int) -> dict:
                     t = median_seconds(fn, device, repeats)
                 rows.append({"precision": precision, "batch": batch, "op": op, "seconds": t,
                              "images_per_s": batch / t, "fraction_of_matmul": flops[op] * batch / t / peak})
+                print(row_markdown(rows[-1]), flush=True)
     return {"device": str(device), "threads": torch.get_num_threads(), "matmul_gflops": peak / 1e9,
             "gflops_per_image": {k: v / 1e9 for k, v in flops.items()}, "rows": rows}
 
@@ -90,9 +97,7 @@ def markdown(result: dict) -> str:
              f"matmul={result['matmul_gflops']:.1f} GFLOP/s, GFLOP per image: "
              + ", ".join(f"{k} {v:.2f}" for k, v in result["gflops_per_image"].items()),
              "", "| precision | batch | op | median s | images/s | of matmul rate |", "|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        lines.append(f"| {r['precision']} | {r['batch']} | {r['op']} | {r['seconds']:.4f} | "
-                     f"{r['images_per_s']:.1f} | {100 * r['fraction_of_matmul']:.0f}% |")
+    lines += [row_markdown(r) for r in result["rows"]]
     fp32 = {(r["batch"], r["op"]): r["seconds"] for r in result["rows"] if r["precision"] == "fp32"}
     bf16 = {(r["batch"], r["op"]): r["seconds"] for r in result["rows"] if r["precision"] == "bf16"}
     lines += ["", "bf16 speed-up over fp32: " + ", ".join(
