@@ -26,59 +26,53 @@ def test_load_a_bare_file_without_config(weights_dir, tmp_path):
     assert load_qkvae(bare, device="cpu").config.levels == (8, 8, 8, 6, 5)
 
 
-def _renamed(weights_dir, tmp_path, rename):
-    state = load_file(weights_dir / "model.safetensors")
-    path = tmp_path / "official.safetensors"
-    save_file({rename(k): v for k, v in state.items()}, path)
+def _rewritten(weights_dir, tmp_path, edit):
+    """Save ``edit(state)`` of the seeded model's tensors as a new safetensors file."""
+    path = tmp_path / "edited.safetensors"
+    save_file(edit(load_file(weights_dir / "model.safetensors")), path)
     return path
+
+
+def _assert_same_weights(model, loaded):
+    for name, p in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], p), name
 
 
 def test_foreign_key_names_are_mapped_by_order(model, weights_dir, tmp_path, caplog):
     """An official file with other names but the same tensors loads, and says what it did."""
-    path = _renamed(weights_dir, tmp_path, lambda k: "qkvae." + k.replace("encoder.", "enc.").replace("decoder.", "dec."))
+    rename = lambda k: "qkvae." + k.replace("encoder.", "enc.").replace("decoder.", "dec.")  # noqa: E731
+    path = _rewritten(weights_dir, tmp_path, lambda state: {rename(k): v for k, v in state.items()})
     with caplog.at_level(logging.WARNING, logger="qkvae.weights"):
-        loaded = load_qkvae(path, device="cpu")
+        _assert_same_weights(model, load_qkvae(path, device="cpu"))
     assert "mapped 48 tensors by order" in caplog.text
-    for name, p in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], p), name
 
 
 def test_numbered_keys_in_definition_order_are_mapped(model, weights_dir, tmp_path):
     """Keys such as param_0 .. param_47, numbered in definition order, pair with ours in order."""
-    state = load_file(weights_dir / "model.safetensors")
-    numbered = {f"param_{i}": state[k] for i, k in enumerate(model.state_dict())}
-    path = tmp_path / "numbered.safetensors"
-    save_file(numbered, path)
-    loaded = load_qkvae(path, device="cpu")
-    for name, p in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], p), name
+    path = _rewritten(weights_dir, tmp_path,
+                      lambda state: {f"param_{i}": state[k] for i, k in enumerate(model.state_dict())})
+    _assert_same_weights(model, load_qkvae(path, device="cpu"))
 
 
-def test_foreign_names_with_no_consistent_order_are_refused(weights_dir, tmp_path):
-    state = load_file(weights_dir / "model.safetensors")
-    scrambled = {f"t{i}": v for i, v in enumerate(sorted(state.values(), key=lambda t: t.numel()))}
-    path = tmp_path / "scrambled.safetensors"
-    save_file(scrambled, path)
-    with pytest.raises(WeightsError, match=r"key names differ from ours and tensor 't0' has shape"):
-        load_qkvae(path, device="cpu")
+def _edited(state, key, value):
+    state = dict(state)
+    if value is None:
+        del state[key]
+    else:
+        state[key] = value
+    return state
 
 
-def test_wrong_shape_names_the_first_mismatch(weights_dir, tmp_path):
-    state = load_file(weights_dir / "model.safetensors")
-    state["decoder.conv_out.weight"] = torch.zeros(3, 104, 5, 5)
-    path = tmp_path / "bad.safetensors"
-    save_file(state, path)
-    with pytest.raises(WeightsError, match=r"decoder\.conv_out\.weight.*\(3, 104, 5, 5\)"):
-        load_qkvae(path, device="cpu")
-
-
-def test_missing_tensor_is_reported(weights_dir, tmp_path):
-    state = load_file(weights_dir / "model.safetensors")
-    del state["encoder.conv_in.bias"]
-    path = tmp_path / "short.safetensors"
-    save_file(state, path)
-    with pytest.raises(WeightsError, match="holds 47 tensors but QKVAE-1m has 48"):
-        load_qkvae(path, device="cpu")
+@pytest.mark.parametrize("edit,message", [
+    (lambda state: {f"t{i}": v for i, v in enumerate(sorted(state.values(), key=lambda t: t.numel()))},
+     r"key names differ from ours and tensor 't0' has shape"),
+    (lambda state: _edited(state, "decoder.conv_out.weight", torch.zeros(3, 104, 5, 5)),
+     r"decoder\.conv_out\.weight.*\(3, 104, 5, 5\)"),
+    (lambda state: _edited(state, "encoder.conv_in.bias", None), "holds 47 tensors but QKVAE-1m has 48"),
+], ids=["scrambled names", "wrong shape", "missing tensor"])
+def test_mismatched_tensors_are_refused_with_the_first_problem(weights_dir, tmp_path, edit, message):
+    with pytest.raises(WeightsError, match=message):
+        load_qkvae(_rewritten(weights_dir, tmp_path, edit), device="cpu")
 
 
 def test_git_lfs_pointer_gets_its_own_message(tmp_path):
