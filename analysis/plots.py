@@ -20,7 +20,7 @@ from analysis.reference import auroc
 
 LUT_SIZE = 256
 TOKEN_CMAP, ERROR_CMAP, SURPRISAL_CMAP = "turbo", "magma", "viridis"
-ERROR_VMAX = 64.0  # mean absolute RGB error, 8-bit units, at the top of the error colour scale
+ERROR_VMAX = 32.0  # mean absolute RGB error, 8-bit units, at the top of the error colour scale
 SURPRISAL_VMAX = 25.0  # bits; an unseen code costs ~24.7 bits with the shipped reference
 GAP = 2  # pixels between the tiles of the sample grid
 LABEL_HEIGHT = 14  # pixels of the PSNR label band under the sample grid
