@@ -43,7 +43,7 @@ OOD_SCORE = "kl"
 UNUSUAL_PERCENTILE = 95  # above this percentile of the calibration scores an image is "unusual"
 # Fallback thresholds (KL, bits/token) for callers without a reference file's own: the 95th
 # percentile and the maximum over the 80 STL-10 samples, measured with the interim weights
-# (step 100). ``load_reference()["ood_thresholds"]`` holds the values for the shipped weights.
+# (step 300). ``load_reference()["ood_thresholds"]`` holds the values for the shipped weights.
 DEFAULT_OOD_THRESHOLDS = (4.41, 6.14)
 
 
