@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
+from analysis.inputs import load_fitted, reconstruct_images
 from analysis.metrics import psnr, ssim
 from qkvae.data import RandomCropSampler, load_images, source_weights
-from qkvae.image import fit, to_tensor, to_uint8
+from qkvae.image import to_tensor
 from qkvae.loss import reconstruction_loss
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.weights import default_device, save_qkvae
@@ -112,19 +112,15 @@ def truncate_log(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in keep))
 
 
-@torch.no_grad()
-def evaluate(model: QKVAE, source, batch: int = 64) -> dict:
+def evaluate(model: QKVAE, source) -> dict:
     """Mean PSNR/SSIM (8-bit convention of analysis.metrics) of 96x96 resized images."""
-    _, images = load_images(source)
-    x = to_tensor(np.stack([np.asarray(fit(Image.fromarray(im))) for im in images]))
+    _, rgb = load_fitted(source, model.config.image_size)
     model.eval()
-    x_hat = torch.cat([model.decode(model.encode(x[i:i + batch].to(model.device)))
-                       for i in range(0, len(x), batch)])
+    _, recons = reconstruct_images(model, rgb)
     model.train()
-    a, b = to_uint8(x), to_uint8(x_hat)
-    return {"source": str(source), "images": len(a),
-            "psnr": float(np.mean([psnr(p, q) for p, q in zip(a, b)])),
-            "ssim": float(np.mean([ssim(p, q) for p, q in zip(a, b)]))}
+    return {"source": str(source), "images": len(rgb),
+            "psnr": float(np.mean([psnr(p, q) for p, q in zip(rgb, recons)])),
+            "ssim": float(np.mean([ssim(p, q) for p, q in zip(rgb, recons)]))}
 
 
 def main(argv=None) -> None:
