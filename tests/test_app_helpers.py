@@ -1,6 +1,8 @@
-"""The app's helpers without a server: token surgery, settings, dataset ranking, download files."""
+"""The app's helpers without a server: token surgery, settings, dataset ranking, served files."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from analysis.inputs import InputError
 from qkvae import QKVAEConfig, load_tokens
 from qkvae import fsq
 from qkvae_app import dataset, files, settings
+from qkvae_app.components import ServedImage
 from qkvae_app.edit import nudge_token, token_levels
 
 LEVELS = QKVAEConfig().levels
@@ -96,3 +99,28 @@ def test_token_and_lm_files_round_trip(monkeypatch, tmp_path):
     saved = json.loads(open(path).read())
     assert saved["ids"] == seq.tolist() and len(seq) == 1 + 48 * 49 + 1
     assert saved["code_offset"] == 1000 and seq[1] == 1000
+
+
+def test_png_file_is_written_once_per_content_and_old_ones_expire(monkeypatch, tmp_path):
+    monkeypatch.setattr(files, "PNG_DIR", tmp_path)
+    image = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    path = files.png_file(image)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+    first = os.stat(path)
+    assert files.png_file(image.copy()) == path  # same pixels: the same file, not rewritten
+    assert os.stat(path).st_ino == first.st_ino and os.stat(path).st_mtime_ns == first.st_mtime_ns
+    os.utime(path, (0, 0))  # an hour-old file goes when a new one is written
+    other = files.png_file(255 - image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [Path(other).name]
+
+
+def test_served_image_gives_gradio_a_file_and_keeps_its_cached_copy(monkeypatch, tmp_path):
+    monkeypatch.setattr(files, "PNG_DIR", tmp_path / "png")
+    view = ServedImage(format="png", interactive=False)
+    view.GRADIO_CACHE = str(tmp_path / "cache")
+    image = np.zeros((48, 48, 3), dtype=np.uint8)
+    first = view.postprocess(image)
+    np.testing.assert_array_equal(np.asarray(Image.open(first.path)), image)
+    assert Path(first.path).parent == tmp_path / "png"  # a path, which Gradio copies by rename
+    assert view.postprocess(image).path == first.path
+    assert view.postprocess(None) is None

@@ -109,10 +109,9 @@ def test_browser_upload_shows_reconstruction_and_psnr(server, tmp_path):
             page.locator("input[type=file]").first.set_input_files(CAT)
             psnr = page.get_by_label("PSNR (dB)")
             expect(psnr).not_to_have_value("", timeout=120_000)
-            reconstruction = page.locator(".pixelated img").nth(1)
-            expect(reconstruction).to_be_visible()
-            page.wait_for_function("img => img.complete && img.naturalWidth === 96",  # loaded, not enlarged
-                                   arg=reconstruction.element_handle(), timeout=60_000)
+            # The locator is resolved again on every retry: Gradio may replace the <img> while it renders.
+            reconstruction = page.locator(".pixelated").filter(has_text="Reconstruction").locator("img")
+            expect(reconstruction).to_have_js_property("naturalWidth", 96, timeout=60_000)  # loaded, not enlarged
             assert float(psnr.input_value()) > 0
             expect(page.locator(".qk-status")).to_contain_text("model.safetensors")  # device and weights shown
             page.screenshot(path=tmp_path / "reconstruct.png", full_page=True)

@@ -1,0 +1,25 @@
+"""The app's output image component: a PNG that is never rewritten while a browser fetches it."""
+
+import gradio as gr
+import numpy as np
+
+from qkvae_app.files import png_file
+
+from gradio.events import Dependency
+
+class ServedImage(gr.Image):
+    """A gr.Image that hands its arrays to Gradio as files from ``png_file``.
+
+    ``is_template`` makes the browser draw it as a plain gr.Image. It keeps gr.Image's
+    constructor: Gradio sends the browser only the props named in the constructor's signature.
+    """
+
+    is_template = True
+
+    def postprocess(self, value):
+        return super().postprocess(png_file(value) if isinstance(value, np.ndarray) else value)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
