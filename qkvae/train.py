@@ -4,10 +4,12 @@
 
 Recipe: 6,000 steps at batch 32; AdamW betas (0.9, 0.95), weight decay 1e-4; OneCycleLR with
 peak 3e-4, 5% warmup and cosine decay (momentum not cycled, so beta1 stays 0.9); loss
-L1 + 0.25 MSE + 0.5 Sobel-L1; gradients clipped to norm 1.0; bf16 autocast where bf16 is
-native (CUDA). A CPU without bf16 units (AVX2 only) runs bf16 about 9x slower than fp32, so
-there the default is fp32. A checkpoint holds the model, optimizer, scheduler, step and every
-RNG state, so a resumed run follows the same loss curve as an uninterrupted one.
+L1 + 0.25 MSE + 0.5 Sobel-L1; gradients clipped to norm 1.0; bf16 autocast where the device
+has bf16 units (CUDA, or a CPU with AVX512-BF16 or AMX, where a step takes half the fp32 time).
+A CPU without them (AVX2 only) emulates bf16 about 9x slower than fp32, so there the default
+is fp32. A checkpoint holds the model, optimizer, scheduler, step and every RNG state, so a
+resumed run follows the same loss curve as an uninterrupted one. The precision may differ
+between the parts of a resumed run (each log record names its own); the rest of the recipe may not.
 """
 
 import argparse
@@ -46,7 +48,7 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None,
-                   help="autocast dtype (default: bf16 on CUDA, fp32 on CPU)")
+                   help="autocast dtype (default: bf16 where the device has bf16 units, else fp32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     return p.parse_args(argv)
@@ -73,6 +75,18 @@ def train_step(model, x, opt, sched, dtype) -> dict[str, float]:
     return {k: v.item() for k, v in terms.items()} | {"grad_norm": grad_norm.item()}
 
 
+def recipe(args) -> dict:
+    """What a resumed run must share with the run that wrote the checkpoint."""
+    return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware rather than emulating it."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def save_checkpoint(path: Path, step: int, model, opt, sched, sampler, args) -> None:
     """Write atomically: a kill during the write leaves the previous checkpoint intact."""
     state = {
@@ -83,8 +97,7 @@ def save_checkpoint(path: Path, step: int, model, opt, sched, sampler, args) -> 
         "sampler": sampler.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "config": model.config.to_dict(),
-        "recipe": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-                   "seed": args.seed, "precision": args.precision},
+        "recipe": recipe(args),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -93,10 +106,8 @@ def save_checkpoint(path: Path, step: int, model, opt, sched, sampler, args) -> 
 
 def load_checkpoint(path: Path, model, opt, sched, sampler, args) -> int:
     state = torch.load(path, map_location="cpu", weights_only=False)
-    recipe = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-              "seed": args.seed, "precision": args.precision}
-    if state["recipe"] != recipe:
-        sys.exit(f"error: {path} was written by a run with {state['recipe']}, not {recipe}")
+    if state["recipe"] != recipe(args):
+        sys.exit(f"error: {path} was written by a run with {state['recipe']}, not {recipe(args)}")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
@@ -126,7 +137,7 @@ def evaluate(model: QKVAE, source) -> dict:
 def main(argv=None) -> None:
     args = setup_args(argv)
     device = torch.device(args.device) if args.device else default_device()
-    args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    args.precision = args.precision or ("bf16" if native_bf16(device) else "fp32")
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +169,7 @@ def main(argv=None) -> None:
         t2 = time.perf_counter()
         window.append(terms | {"data_s": t1 - t0, "step_s": t2 - t0})
         if step % LOG_EVERY == 0 or step == args.steps - 1:
-            record = {"step": step, "lr": sched.get_last_lr()[0], **terms,
+            record = {"step": step, "lr": sched.get_last_lr()[0], "precision": args.precision, **terms,
                       **{f"mean_{k}": float(np.mean([w[k] for w in window])) for k in window[0]}}
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Continue the QKVAE-1m training run kept in train_state/ (card recipe, fp32 on CPU), in the
+# Continue the QKVAE-1m training run kept in train_state/ (card recipe; bf16 where the hardware has it), in the
 # background so that it outlives the shell. Extra arguments go to `python -m qkvae.train`,
-# e.g. `--device cuda --precision fp32` to finish the same run on a GPU.
+# e.g. `--device cuda` to finish the same run on a GPU.
 # Afterwards: commit train_state/qkvae-1m/ and run `python -m qkvae.publish train_state/qkvae-1m`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 """Training: data sources, the crop sampler, and a tiny run that checkpoints, resumes and loads."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_sobel_and_loss_terms():
 
 def _args(folder, out, steps=4):
     return ["--data", str(folder), "--eval", str(folder), "--out", str(out), "--steps", str(steps),
-            "--batch-size", "2", "--checkpoint-every", "2", "--device", "cpu", "--seed", "1"]
+            "--batch-size", "2", "--checkpoint-every", "2", "--device", "cpu", "--seed", "1", "--precision", "fp32"]
 
 
 def _losses(out):
@@ -88,11 +89,8 @@ class Killed(Exception):
     pass
 
 
-def test_tiny_run_resumes_on_the_same_curve(image_folder, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "LOG_EVERY", 1)
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train_module.main(_args(image_folder, straight))
-
+def _killed_after_two_steps(argv, monkeypatch):
+    """Run ``qkvae.train`` and kill it during its third step, after the step-2 checkpoint."""
     real_step, calls = train_module.train_step, []
 
     def dies_on_third_step(*args):
@@ -103,9 +101,17 @@ def test_tiny_run_resumes_on_the_same_curve(image_folder, tmp_path, monkeypatch)
 
     monkeypatch.setattr(train_module, "train_step", dies_on_third_step)
     with pytest.raises(Killed):
-        train_module.main(_args(image_folder, resumed))
-    assert torch.load(resumed / "checkpoint.pt", weights_only=False)["step"] == 2
+        train_module.main(argv)
     monkeypatch.setattr(train_module, "train_step", real_step)
+    assert torch.load(Path(argv[argv.index("--out") + 1]) / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
+def test_tiny_run_resumes_on_the_same_curve(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "LOG_EVERY", 1)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_module.main(_args(image_folder, straight))
+
+    _killed_after_two_steps(_args(image_folder, resumed), monkeypatch)
     train_module.main(_args(image_folder, resumed) + ["--resume"])
 
     assert len(_losses(straight)) == 4
@@ -128,3 +134,15 @@ def test_resume_refuses_a_different_recipe(image_folder, tmp_path):
     train_module.main(_args(image_folder, out, steps=2))
     with pytest.raises(SystemExit, match="was written by a run with"):
         train_module.main(_args(image_folder, out, steps=6) + ["--resume"])
+
+
+
+def test_resume_may_change_precision_and_logs_it(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "LOG_EVERY", 1)
+    out = tmp_path / "run"
+    _killed_after_two_steps(_args(image_folder, out), monkeypatch)
+    bf16 = [a if a != "fp32" else "bf16" for a in _args(image_folder, out)]
+    train_module.main(bf16 + ["--resume", "--eval"])
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["precision"]) for r in records] == [(0, "fp32"), (1, "fp32"), (2, "bf16"), (3, "bf16")]
+    assert all(np.isfinite(r["loss"]) for r in records)
