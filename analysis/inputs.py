@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qkvae.data import list_images, read_stl10_bin
+from qkvae.data import image_source
 from qkvae.image import ImageError, fit, open_rgb, to_tensor, to_uint8
 from qkvae.weights import WeightsError
 
@@ -26,28 +26,21 @@ class InputError(ValueError):
 CLI_ERRORS = (InputError, ImageError, WeightsError, OSError)  # what a CLI reports in one line
 
 
-def load_fitted(source, size: int = 96, mode: str = "resize") -> tuple[list[str], np.ndarray]:
-    """Names and uint8 (N, size, size, 3) images from an image folder or an STL-10 ``.bin`` file."""
+def load_fitted(source, size: int = 96, mode: str = "resize", limit: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Names and uint8 (N, size, size, 3) images from an image folder or an STL-10 ``.bin`` file
+    (its first ``limit`` images if given)."""
     source = Path(source)
     if not source.exists():
         raise InputError(f"no such file or folder: {source}")
-    if source.is_file():
-        if source.suffix != ".bin":
-            raise InputError(f"{source} is neither an image folder nor an STL-10 .bin file")
-        try:
-            images = read_stl10_bin(source)
-        except ValueError as e:
-            raise InputError(str(e)) from None
-        names = [f"{source.stem}_{i:05d}" for i in range(len(images))]
-        if images.shape[1] != size:
-            images = np.stack([np.asarray(fit(open_rgb(a), size, mode)) for a in images])
-        return names, images
+    if source.is_file() and source.suffix != ".bin":
+        raise InputError(f"{source} is neither an image folder nor an STL-10 .bin file")
     try:
-        paths = list_images(source)
-    except FileNotFoundError as e:
+        names, images = image_source(source, limit)
+    except (ValueError, FileNotFoundError) as e:  # not an STL-10 file; a folder without images
         raise InputError(str(e)) from None
-    progress = tqdm(paths, desc="loading", unit="img", disable=len(paths) < PROGRESS_FROM)
-    return [p.name for p in paths], np.stack([np.asarray(fit(open_rgb(p), size, mode)) for p in progress])
+    progress = tqdm(images, total=len(names), desc="loading", unit="img", disable=len(names) < PROGRESS_FROM)
+    fitted = [a if a.shape[:2] == (size, size) else np.asarray(fit(open_rgb(a), size, mode)) for a in progress]
+    return names, np.stack(fitted)
 
 
 def batches(n: int, batch_size: int = BATCH_SIZE, desc: str | None = None):

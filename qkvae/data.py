@@ -6,6 +6,7 @@ makes larger photos look like STL-10 (itself 96x96 downsamples of ImageNet photo
 """
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +26,35 @@ def list_images(folder) -> list[Path]:
     return paths
 
 
-def read_stl10_bin(path) -> np.ndarray:
-    """An STL-10 ``*_X.bin`` file -> uint8 (N, 96, 96, 3). The file stores each image column-major."""
-    raw = np.fromfile(path, dtype=np.uint8)
+def read_stl10_bin(path, limit: int | None = None) -> np.ndarray:
+    """An STL-10 ``*_X.bin`` file -> uint8 (N, 96, 96, 3), its first ``limit`` images if given.
+
+    The file stores each image column-major. Only the images asked for are read.
+    """
     per_image = 3 * STL10_SIDE * STL10_SIDE
-    if raw.size == 0 or raw.size % per_image:
-        raise ValueError(f"{path} is not an STL-10 image file ({raw.size} bytes)")
+    size = Path(path).stat().st_size
+    if size == 0 or size % per_image:
+        raise ValueError(f"{path} is not an STL-10 image file ({size} bytes)")
+    count = size // per_image if limit is None else min(limit, size // per_image)
+    raw = np.fromfile(path, dtype=np.uint8, count=count * per_image)
     return raw.reshape(-1, 3, STL10_SIDE, STL10_SIDE).transpose(0, 3, 2, 1).copy()
 
 
-def load_images(source) -> tuple[list[str], list[np.ndarray]]:
-    """Names and uint8 RGB arrays from an image folder or an STL-10 ``.bin`` file."""
+def image_source(source, limit: int | None = None) -> tuple[list[str], Iterable[np.ndarray]]:
+    """Names and uint8 RGB arrays (decoded lazily, one at a time, for a folder) from an image
+    folder or an STL-10 ``.bin`` file; its first ``limit`` images if given."""
     source = Path(source)
     if source.suffix == ".bin":
-        images = read_stl10_bin(source)
-        return [f"{source.stem}_{i:05d}" for i in range(len(images))], list(images)
-    paths = list_images(source)
-    return [p.name for p in paths], [np.asarray(open_rgb(p)) for p in paths]
+        images = read_stl10_bin(source, limit)
+        return [f"{source.stem}_{i:05d}" for i in range(len(images))], images
+    paths = list_images(source)[:limit]
+    return [p.name for p in paths], (np.asarray(open_rgb(p)) for p in paths)
+
+
+def load_images(source, limit: int | None = None) -> tuple[list[str], list[np.ndarray]]:
+    """Names and uint8 RGB arrays from an image folder or an STL-10 ``.bin`` file, all in memory."""
+    names, images = image_source(source, limit)
+    return names, list(images)
 
 
 def source_weights(names: list[str]) -> np.ndarray:

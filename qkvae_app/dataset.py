@@ -50,10 +50,9 @@ def evaluate(model: QKVAE, path: Path) -> DatasetEval:
     """Reconstruct the dataset at ``path``; raises ``InputError`` (saying where to put the data) or ``ImageError``."""
     source = find_source(path)
     try:
-        names, originals = load_fitted(source, model.config.image_size)
+        names, originals = load_fitted(source, model.config.image_size, limit=MAX_IMAGES)
     except InputError:
         raise InputError(missing_message(path)) from None
-    names, originals = names[:MAX_IMAGES], originals[:MAX_IMAGES]
     indices, recons = reconstruct_images(model, originals)
     stats = CodebookStats(model.config.levels, model.config.num_tokens)
     stats.update(indices)

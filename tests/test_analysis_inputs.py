@@ -21,6 +21,21 @@ def test_stl10_bin_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded, images)
 
 
+def test_limit_reads_only_the_first_images(tmp_path, rgb, monkeypatch):
+    images = np.random.default_rng(0).integers(0, 256, (5, 96, 96, 3), dtype=np.uint8)
+    write_stl10_bin(tmp_path / "test_X.bin", images)
+    read = []
+    real_fromfile = np.fromfile
+    monkeypatch.setattr(np, "fromfile", lambda *a, **k: read.append(k["count"]) or real_fromfile(*a, **k))
+    names, loaded = load_fitted(tmp_path / "test_X.bin", limit=2)
+    assert names == ["test_X_00000", "test_X_00001"] and read == [2 * 96 * 96 * 3]
+    np.testing.assert_array_equal(loaded, images[:2])
+    assert len(load_fitted(tmp_path / "test_X.bin", limit=50)[1]) == 5
+    for name in ("c.png", "a.png", "b.png"):
+        Image.fromarray(rgb).save(tmp_path / name)
+    assert load_fitted(tmp_path, limit=2)[0] == ["a.png", "b.png"]
+
+
 def test_folder_images_are_resized_to_96(tmp_path, rgb):
     Image.fromarray(np.repeat(rgb, 2, axis=1)).save(tmp_path / "b_wide.png")
     Image.fromarray(rgb).save(tmp_path / "a_square.jpg")
