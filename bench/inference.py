@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from qkvae import QKVAE
+from qkvae.model import MEMORY_FORMAT
 from qkvae.weights import default_device
 
 BATCHES = (1, 64)
@@ -68,7 +69,7 @@ def row_markdown(r: dict) -> str:
 
 
 def run(device: torch.device, repeats: int) -> dict:
-    model = QKVAE().to(device).eval()
+    model = QKVAE().to(device, memory_format=MEMORY_FORMAT).eval()  # as load_qkvae() does
     x1 = torch.zeros(1, 3, 96, 96, device=device)
     flops = {"encode": conv_flops(model.encoder, x1),
              "decode": conv_flops(model.decoder, model.quantize(x1))}

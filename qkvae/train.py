@@ -28,7 +28,7 @@ from analysis.metrics import psnr, ssim
 from qkvae.data import RandomCropSampler, load_images, source_weights
 from qkvae.image import to_tensor
 from qkvae.loss import reconstruction_loss
-from qkvae.model import QKVAE, QKVAEConfig
+from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
 from qkvae.weights import default_device, save_qkvae
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -145,7 +145,7 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     names, images = load_images(args.data)
     sampler = RandomCropSampler(images, weights=source_weights(names), seed=args.seed)
-    model = QKVAE(QKVAEConfig()).to(device, memory_format=torch.channels_last)
+    model = QKVAE(QKVAEConfig()).to(device, memory_format=MEMORY_FORMAT)
     opt, sched = build_optimizer(model, args.steps, args.lr)
 
     ckpt, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
@@ -161,7 +161,7 @@ def main(argv=None) -> None:
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, dynamic_ncols=True)
     for step in bar:
         t0 = time.perf_counter()
-        x = to_tensor(sampler.sample(args.batch_size)).to(device, memory_format=torch.channels_last)
+        x = to_tensor(sampler.sample(args.batch_size)).to(device, memory_format=MEMORY_FORMAT)
         t1 = time.perf_counter()
         terms = train_step(model, x, opt, sched, dtype)
         if device.type == "cuda":

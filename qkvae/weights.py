@@ -14,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from qkvae.model import QKVAE, QKVAEConfig
+from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,4 +136,4 @@ def load_qkvae(path=None, device=None) -> QKVAE:
         state = _patch_keys_by_order(state, model, weights_path)
     model.load_state_dict(state, strict=True)
     model.weights_path = weights_path
-    return model.to(device or default_device()).eval()
+    return model.to(device or default_device(), memory_format=MEMORY_FORMAT).eval()
