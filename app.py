@@ -76,8 +76,9 @@ def reconstruct(image, mode: str):
     tokens = {"grid": r["indices"], "decoded": r["reconstruction"], "name": Path(path).stem}
     return (
         r["original"], r["reconstruction"], r["jpeg_rgb"], round(float(r["psnr"]), 2), round(float(r["ssim"]), 4),
-        plots.token_heatmap(r["indices"], model.config.codebook_size), plots.error_heatmap(r["token_error"]),
-        plots.surprisal_heatmap(r["surprisal"]) if "surprisal" in r else None,
+        views.clickable(plots.token_heatmap(r["indices"], model.config.codebook_size)),
+        views.clickable(plots.error_heatmap(r["token_error"])),
+        views.clickable(plots.surprisal_heatmap(r["surprisal"])) if "surprisal" in r else None,
         panels.ood_html(r, THRESHOLDS), panels.rate_html(r),
         gr.BarPlot(views.codebook_frame(cb["counts"]), label=panels.codebook_label(cb)),
         *views.level_frames(cb["level_histograms"]), tokens,
@@ -108,6 +109,11 @@ def decode_token_file(path):
 def select_token(evt: gr.SelectData):
     """A click on the enlarged token grid -> the (row, col) of the token under it."""
     return views.cell_at(*evt.index)
+
+
+def inspect_token(evt: gr.SelectData):
+    """A click on a 48x48 map of the Reconstruct tab -> that token, shown in the Tokens tab."""
+    return *views.cell_at(*evt.index), gr.Tabs(selected="tokens")
 
 
 def show_token(tokens, edited, row: int, col: int):
@@ -218,84 +224,89 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
     gr.HTML(STATUS)
     tokens, edited = gr.State(), gr.State()
 
-    with gr.Tab("Reconstruct"):
-        with gr.Row():
-            with gr.Column(scale=1, min_width=260):
-                image = gr.Image(label="Image", type="filepath", height=260,
-                                 sources=["upload", "clipboard", "webcam"])
-                mode = gr.Radio(MODE_CHOICES, value="resize", label="Fit to 96×96")
-                gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], examples_per_page=len(EXAMPLES),
-                            example_labels=[p.stem.replace("-", ": ") for p in EXAMPLES], label="Examples")
-            with gr.Column(scale=3):
-                with gr.Row():
-                    model_input = pixel_view("Model input (96×96)")
-                    reconstruction = pixel_view("Reconstruction")
-                    jpeg = pixel_view("JPEG at the same bytes")
-                with gr.Row():
-                    psnr = gr.Number(label="PSNR (dB)", interactive=False)
-                    ssim = gr.Number(label="SSIM", interactive=False)
-                with gr.Row():
-                    token_map = pixel_view("Token ids (48×48)")
-                    error_map = pixel_view(f"Error per token (0–{plots.ERROR_VMAX:.0f})")
-                    surprisal_map = pixel_view(f"Surprisal (0–{plots.SURPRISAL_VMAX:.0f} bits)")
-        with gr.Row():
-            ood_panel = gr.HTML()
-            rate_panel = gr.HTML()
-        codebook_chart = gr.BarPlot(x="first id", y="tokens", label="Codebook usage", height=220,
-                                    x_title="code id (bins of 128)", y_title="tokens", x_lim=[0, CONFIG.codebook_size],
-                                    x_axis_format="d")
-        with gr.Row():
-            level_charts = [gr.BarPlot(x="level", y="share", label=f"FSQ dim {k}: {n} levels", height=200,
-                                       y_title="share of tokens", y_lim=[0, 1], min_width=120)
-                            for k, n in enumerate(CONFIG.levels)]
+    with gr.Tabs() as tabs:
+        with gr.Tab("Reconstruct", id="reconstruct"):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=260):
+                    image = gr.Image(label="Image", type="filepath", height=260,
+                                     sources=["upload", "clipboard", "webcam"])
+                    mode = gr.Radio(MODE_CHOICES, value="resize", label="Fit to 96×96")
+                    gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], examples_per_page=len(EXAMPLES),
+                                example_labels=[p.stem.replace("-", ": ") for p in EXAMPLES], label="Examples")
+                with gr.Column(scale=3):
+                    with gr.Row():
+                        model_input = pixel_view("Model input (96×96)")
+                        reconstruction = pixel_view("Reconstruction")
+                        jpeg = pixel_view("JPEG at the same bytes")
+                    with gr.Row():
+                        psnr = gr.Number(label="PSNR (dB)", interactive=False)
+                        ssim = gr.Number(label="SSIM", interactive=False)
+                    with gr.Row():
+                        token_map = pixel_view("Token ids: click to inspect")
+                        error_map = pixel_view(f"Error per token (0–{plots.ERROR_VMAX:.0f})")
+                        surprisal_map = pixel_view(f"Surprisal (0–{plots.SURPRISAL_VMAX:.0f} bits)")
+            with gr.Row():
+                ood_panel = gr.HTML()
+                rate_panel = gr.HTML()
+            codebook_chart = gr.BarPlot(x="first id", y="tokens", label="Codebook usage", height=220,
+                                        x_title="code id (bins of 128)", y_title="tokens",
+                                        x_lim=[0, CONFIG.codebook_size],
+                                        x_axis_format="d")
+            with gr.Row():
+                level_charts = [gr.BarPlot(x="level", y="share", label=f"FSQ dim {k}: {n} levels", height=200,
+                                           y_title="share of tokens", y_lim=[0, 1], min_width=120)
+                                for k, n in enumerate(CONFIG.levels)]
 
-    with gr.Tab("Tokens"):
-        gr.Markdown("The tokens of the last reconstruction, or of a token file you decode. Click a token "
-                    "(or type its row and column), pick an FSQ dimension and move it a level to see what it encodes.")
-        with gr.Row():
-            with gr.Column(scale=2):
-                grid_view = pixel_view("Token ids: click a token", height=384)
-            with gr.Column(scale=2):
-                with gr.Row():
-                    row = gr.Number(24, label="row", precision=0, minimum=0, maximum=CONFIG.grid_size - 1)
-                    col = gr.Number(24, label="column", precision=0, minimum=0, maximum=CONFIG.grid_size - 1)
-                dim = gr.Radio([(f"dim {k} ({n} levels)", k) for k, n in enumerate(CONFIG.levels)], value=0,
-                               label="FSQ dimension")
-                with gr.Row():
-                    down = gr.Button("− 1 level")
-                    up = gr.Button("+ 1 level", variant="primary")
-                    reset = gr.Button("Reset edits", variant="secondary")
-                token_info = gr.HTML()
-        with gr.Row():
-            decoded_view = pixel_view("Decoded tokens")
-            edited_view = pixel_view("Decoded after edits")
-            change_view = pixel_view(f"Change (0–{views.CHANGE_VMAX:.0f})")
-        with gr.Row():
-            with gr.Column():
-                token_files = gr.File(label="Token ids (.npy, .json)", file_count="multiple", interactive=False, height=130)
-                token_upload = gr.File(label="Decode a token file (.npy or .json)", file_types=[".npy", ".json"],
-                                       height=130)
-            with gr.Column():
-                with gr.Row():
-                    base_vocab = gr.Number(50257, label="Base vocabulary size", precision=0, minimum=0)
-                    lm_button = gr.Button("Build LM sequence")
-                lm_ids = gr.Textbox(label="LM sequence ids", lines=6, max_lines=6, buttons=["copy"])
-                lm_download = gr.DownloadButton("Download the LM sequence (.json)", interactive=False)
+        with gr.Tab("Tokens", id="tokens"):
+            gr.Markdown("The tokens of the last reconstruction, or of a token file you decode. Click a token "
+                        "(or type its row and column), pick an FSQ dimension and move it a level to see what it "
+                        "encodes. A click on a map of the Reconstruct tab opens its token here.")
+            with gr.Row():
+                with gr.Column(scale=2):
+                    grid_view = pixel_view("Token ids: click a token", height=384)
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        row = gr.Number(24, label="row", precision=0, minimum=0, maximum=CONFIG.grid_size - 1)
+                        col = gr.Number(24, label="column", precision=0, minimum=0, maximum=CONFIG.grid_size - 1)
+                    dim = gr.Radio([(f"dim {k} ({n} levels)", k) for k, n in enumerate(CONFIG.levels)], value=0,
+                                   label="FSQ dimension")
+                    with gr.Row():
+                        down = gr.Button("− 1 level")
+                        up = gr.Button("+ 1 level", variant="primary")
+                        reset = gr.Button("Reset edits", variant="secondary")
+                    token_info = gr.HTML()
+            with gr.Row():
+                decoded_view = pixel_view("Decoded tokens")
+                edited_view = pixel_view("Decoded after edits")
+                change_view = pixel_view(f"Change (0–{views.CHANGE_VMAX:.0f})")
+            with gr.Row():
+                with gr.Column():
+                    token_files = gr.File(label="Token ids (.npy, .json)", file_count="multiple", interactive=False,
+                                          height=130)
+                    token_upload = gr.File(label="Decode a token file (.npy or .json)", file_types=[".npy", ".json"],
+                                           height=130)
+                with gr.Column():
+                    with gr.Row():
+                        base_vocab = gr.Number(50257, label="Base vocabulary size", precision=0, minimum=0)
+                        lm_button = gr.Button("Build LM sequence")
+                    lm_ids = gr.Textbox(label="LM sequence ids", lines=6, max_lines=6, buttons=["copy"])
+                    lm_download = gr.DownloadButton("Download the LM sequence (.json)", interactive=False)
 
-    with gr.Tab("Dataset"):
-        source = dataset.find_source(SETTINGS.data)
-        gr.Markdown(f"Images from `{source}` (the first {dataset.MAX_IMAGES}); set `QKVAE_DATA` to use another folder "
-                    "or an STL-10 `.bin`. The first evaluation takes a while on a CPU; sorting reuses it."
-                    if source.exists() else dataset.missing_message(SETTINGS.data))
-        with gr.Row():
-            order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order", scale=3)
-            evaluate_button = gr.Button("Evaluate the dataset", variant="primary", scale=1)
-        sample_grid = ServedImage(label="16 images: originals above, reconstructions below, PSNR under each",
-                                  format="png", interactive=False, buttons=["download", "fullscreen"],
-                                  elem_classes="framed")
-        dataset_summary = gr.HTML()
-        dataset_codebook = gr.Plot(label="Codebook usage over the dataset", show_label=False)
-        dataset_levels = gr.Plot(label="FSQ levels over the dataset", show_label=False)
+        with gr.Tab("Dataset", id="dataset"):
+            source = dataset.find_source(SETTINGS.data)
+            gr.Markdown(f"Images from `{source}` (the first {dataset.MAX_IMAGES}); "
+                        "set `QKVAE_DATA` to use another folder "
+                        "or an STL-10 `.bin`. The first evaluation takes a while on a CPU; sorting reuses it."
+                        if source.exists() else dataset.missing_message(SETTINGS.data))
+            with gr.Row():
+                order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order", scale=3)
+                evaluate_button = gr.Button("Evaluate the dataset", variant="primary", scale=1)
+            sample_grid = ServedImage(label="16 images: originals above, reconstructions below, PSNR under each",
+                                      format="png", interactive=False, buttons=["download", "fullscreen"],
+                                      elem_classes="framed")
+            dataset_summary = gr.HTML()
+            dataset_codebook = gr.Plot(label="Codebook usage over the dataset", show_label=False)
+            dataset_levels = gr.Plot(label="FSQ levels over the dataset", show_label=False)
 
     # ------------------------------------------------------------ events
     token_outputs = [edited, grid_view, decoded_view, edited_view, change_view, token_info, token_files]
@@ -308,8 +319,11 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                         ).success(open_tokens, [tokens, row, col], token_outputs, api_visibility="undocumented")
     reset.click(open_tokens, [tokens, row, col], token_outputs, api_visibility="undocumented")
     grid_view.select(select_token, None, [row, col], api_visibility="undocumented")
+    gr.on([token_map.select, error_map.select, surprisal_map.select], inspect_token, None, [row, col, tabs],
+          api_visibility="undocumented")
+    # One at a time: a click sets both row and col, and the answer for the first must not arrive last.
     gr.on([row.change, col.change], show_token, [tokens, edited, row, col], [grid_view, token_info],
-          api_name="show_token")
+          api_name="show_token", concurrency_limit=1)
     nudge_outputs = [edited, edited_view, change_view, grid_view, token_info]
     down.click(level_down, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_down")
     up.click(level_up, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_up")

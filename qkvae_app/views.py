@@ -36,7 +36,7 @@ def level_frames(level_hists) -> list[pd.DataFrame]:
 def token_grid_view(grid: np.ndarray, row: int | None = None, col: int | None = None,
                     codebook_size: int = 15360) -> np.ndarray:
     """The token heatmap enlarged ``TOKEN_VIEW_SCALE`` times, with token (row, col) framed in white and black."""
-    heatmap = plots.upscale_nearest(plots.token_heatmap(grid, codebook_size), TOKEN_VIEW_SCALE)
+    heatmap = clickable(plots.token_heatmap(grid, codebook_size))
     if row is None or col is None:
         return heatmap
     view, s, (h, w) = heatmap.copy(), TOKEN_VIEW_SCALE, heatmap.shape[:2]
@@ -47,8 +47,18 @@ def token_grid_view(grid: np.ndarray, row: int | None = None, col: int | None = 
     return view
 
 
+def clickable(token_map: np.ndarray) -> np.ndarray:
+    """A per-token map (48x48 RGB) enlarged ``TOKEN_VIEW_SCALE`` times, so that ``cell_at`` reads its clicks.
+
+    The browser reports a click on an image in the image's own pixels only while the image is
+    shown no larger than it is: Gradio's Image maps clicks on an enlarged image as if it were
+    drawn at its own size, centred.
+    """
+    return plots.upscale_nearest(token_map, TOKEN_VIEW_SCALE)
+
+
 def cell_at(x: int, y: int) -> tuple[int, int]:
-    """(row, col) of the token under a click at pixel (x, y) of ``token_grid_view``."""
+    """(row, col) of the token under a click at pixel (x, y) of ``token_grid_view`` or a ``clickable`` map."""
     return int(y) // TOKEN_VIEW_SCALE, int(x) // TOKEN_VIEW_SCALE
 
 

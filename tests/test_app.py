@@ -16,6 +16,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+from analysis import plots
 from analysis.metrics import psnr, ssim
 from analysis.reference import save_reference
 from qkvae import fsq, load_image, load_tokens
@@ -68,7 +69,8 @@ def test_reconstruct_outputs(app, photo, model):
     assert jpeg.shape == (96, 96, 3)
     assert p == round(psnr(model_input, expected), 2) and s == round(ssim(model_input, expected), 4)
     assert type(p) is float and type(s) is float  # numpy scalars reach API clients as strings
-    assert token_map.shape == error_map.shape == surprisal_map.shape == (48, 48, 3)
+    assert token_map.shape == error_map.shape == surprisal_map.shape == (480, 480, 3)  # 10 pixels a token
+    np.testing.assert_array_equal(token_map[::10, ::10], plots.token_heatmap(tokens["grid"]))
     assert "bits/token" in ood and "32,041" in rate
     assert codebook.value["data"] and [len(f) for f in levels] == [8, 8, 8, 6, 5]
     assert tokens["grid"].shape == (48, 48) and tokens["name"] == "wide"
@@ -147,6 +149,8 @@ def test_clicking_and_nudging_a_token(app, photo):
     tokens = app.reconstruct(str(photo), "resize")[-1]
     edited = app.open_tokens(tokens, 24, 24)[0]
     assert app.select_token(gr.SelectData(None, {"index": [305, 105], "value": None})) == (10, 30)
+    row, col, tabs = app.inspect_token(gr.SelectData(None, {"index": [305, 105], "value": None}))
+    assert (row, col) == (10, 30) and tabs.selected == "tokens"
     dim = next(d for d in range(5) if token_levels(edited[24, 24], app.CONFIG.levels)[d] < app.CONFIG.levels[d] - 1)
     new, decoded, change, view, info = app.level_up(tokens, edited, 24, 24, dim)
     assert (new != edited).sum() == 1 and new[24, 24] - edited[24, 24] == fsq.basis(app.CONFIG.levels)[dim]

@@ -100,7 +100,7 @@ def test_concurrent_users_are_all_served(server):
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run scripts/test.sh, which installs it")
-def test_browser_upload_shows_reconstruction_and_psnr(server, tmp_path):
+def test_browser_upload_shows_reconstruction_and_psnr_and_opens_a_clicked_token(server, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -115,6 +115,15 @@ def test_browser_upload_shows_reconstruction_and_psnr(server, tmp_path):
             assert float(psnr.input_value()) > 0
             expect(page.locator(".qk-status")).to_contain_text("model.safetensors")  # device and weights shown
             page.screenshot(path=tmp_path / "reconstruct.png", full_page=True)
+
+            token_map = page.locator(".pixelated").filter(has_text="Token ids: click").locator("img")
+            box = token_map.bounding_box()  # the 48x48 map is drawn as a centred square inside the box
+            side = min(box["width"], box["height"])
+            token_map.click(position={"x": (box["width"] - side) / 2 + side * 10.5 / 48,  # row 30, column 10
+                                      "y": (box["height"] - side) / 2 + side * 30.5 / 48})
+            expect(page.get_by_text("Token row 30, column 10")).to_be_visible()  # the Tokens tab, on that token
+            expect(page.get_by_label("row", exact=True)).to_have_value("30")
+            expect(page.get_by_label("column", exact=True)).to_have_value("10")
         finally:
             browser.close()
     assert (tmp_path / "reconstruct.png").stat().st_size > 10_000
