@@ -1,8 +1,9 @@
 """The app as users meet it: ``python app.py`` on a free port, called through its API and in a browser.
 
 The server runs from a temporary directory, so nothing depends on the current directory. The
-browser test drives Debian's headless Chromium through Playwright; ``scripts/test.sh``
-installs both, so it is skipped only on a machine without ``/usr/bin/chromium``.
+browser tests drive Debian's headless Chromium through Playwright (with Chromium's fake camera
+for the webcam); ``scripts/test.sh`` installs both, so they are skipped only on a machine
+without ``/usr/bin/chromium``.
 """
 
 import os
@@ -26,7 +27,8 @@ from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT
 STARTUP_TIMEOUT = 240  # seconds; importing gradio and torch is slow on a busy 2-core machine
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a test-pattern camera
 CAT = EXAMPLES_DIR / "photo-cat.png"
 
 
@@ -99,20 +101,32 @@ def test_concurrent_users_are_all_served(server):
     assert all(p > 0 for p in psnrs)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run scripts/test.sh, which installs it")
+def _page(p, server):
+    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"]).new_page()
+    page.goto(server)
+    return browser, page
+
+
+def _wait_for_reconstruction(page) -> float:
+    """Wait until the reconstruction has loaded in the browser; returns the PSNR shown."""
+    # The locator is resolved again on every retry: Gradio may replace the <img> while it renders.
+    reconstruction = page.locator(".pixelated").filter(has_text="Reconstruction").locator("img")
+    expect(reconstruction).to_have_js_property("naturalWidth", 96, timeout=120_000)  # loaded, not enlarged
+    return float(page.get_by_label("PSNR (dB)").input_value())
+
+
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
+                                    reason="no /usr/bin/chromium: run scripts/test.sh, which installs it")
+
+
+@needs_chromium
 def test_browser_upload_shows_reconstruction_and_psnr_and_opens_a_clicked_token(server, tmp_path):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser, page = _page(p, server)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server)
             page.locator("input[type=file]").first.set_input_files(CAT)
-            psnr = page.get_by_label("PSNR (dB)")
-            expect(psnr).not_to_have_value("", timeout=120_000)
-            # The locator is resolved again on every retry: Gradio may replace the <img> while it renders.
-            reconstruction = page.locator(".pixelated").filter(has_text="Reconstruction").locator("img")
-            expect(reconstruction).to_have_js_property("naturalWidth", 96, timeout=60_000)  # loaded, not enlarged
-            assert float(psnr.input_value()) > 0
+            assert _wait_for_reconstruction(page) > 0
             expect(page.locator(".qk-status")).to_contain_text("model.safetensors")  # device and weights shown
             page.screenshot(path=tmp_path / "reconstruct.png", full_page=True)
 
@@ -127,3 +141,16 @@ def test_browser_upload_shows_reconstruction_and_psnr_and_opens_a_clicked_token(
         finally:
             browser.close()
     assert (tmp_path / "reconstruct.png").stat().st_size > 10_000
+
+
+@needs_chromium
+def test_browser_webcam_capture_is_reconstructed(server):
+    with sync_playwright() as p:
+        browser, page = _page(p, server)
+        try:
+            page.get_by_role("button", name="Capture from camera").click()
+            page.get_by_role("button", name="Click to Access Webcam").click()
+            page.get_by_role("button", name="capture photo").click()  # Chromium's fake camera: a test pattern
+            assert _wait_for_reconstruction(page) > 0
+        finally:
+            browser.close()
