@@ -19,8 +19,8 @@ from qkvae.publish import publish
 def image_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(0)
-    for i, (name, size) in enumerate([("cat_a", (160, 128)), ("cat_b", (128, 128)), ("bsds_c", (128, 200)),
-                                      ("imagenet_d", (140, 130))]):
+    for name, size in [("cat_a", (160, 128)), ("cat_b", (128, 128)), ("bsds_c", (128, 200)),
+                       ("imagenet_d", (140, 130))]:
         smooth = np.kron(rng.integers(0, 256, (size[1] // 8 + 1, size[0] // 8 + 1, 3)), np.ones((8, 8, 1)))
         Image.fromarray(smooth[: size[1], : size[0]].astype(np.uint8)).save(folder / f"{name}.png")
     return folder
