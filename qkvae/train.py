@@ -5,7 +5,7 @@
 Recipe: 6,000 steps at batch 32; AdamW betas (0.9, 0.95), weight decay 1e-4; OneCycleLR with
 peak 3e-4, 5% warmup and cosine decay (momentum not cycled, so beta1 stays 0.9); loss
 L1 + 0.25 MSE + 0.5 Sobel-L1; gradients clipped to norm 1.0; bf16 autocast where the device
-has bf16 units (CUDA, or a CPU with AVX512-BF16 or AMX, where a step takes half the fp32 time).
+has bf16 units (CUDA, or a CPU with AVX512-BF16 or AMX, where a step is 1.7x faster than fp32).
 A CPU without them (AVX2 only) emulates bf16 about 9x slower than fp32, so there the default
 is fp32. A checkpoint holds the model, optimizer, scheduler, step and every RNG state, so a
 resumed run follows the same loss curve as an uninterrupted one. The precision may differ
