@@ -23,7 +23,7 @@ from qkvae import ImageError, QKVAEConfig, TokenError, load_image, load_tokens
 from qkvae.image import RESIZE_MODES, to_uint8
 from qkvae.tokens import lm_vocab
 from qkvae_app import dataset, files, panels, views
-from qkvae_app.components import ServedImage
+from qkvae_app.components import ServedImage, output_image
 from qkvae_app.edit import nudge_token
 from qkvae_app.settings import EXAMPLES_DIR, Settings, load_model, load_ood_reference
 
@@ -214,8 +214,7 @@ CACHE_LIFETIME = (3600, 3600)  # every hour, delete the served files older than 
 
 def pixel_view(label: str, height: int = IMAGE_HEIGHT) -> ServedImage:
     """An output image enlarged with square pixels (PNG, so nothing is blurred by compression)."""
-    return ServedImage(label=label, format="png", interactive=False, height=height,
-                       elem_classes=["framed", "pixelated"], buttons=["download", "fullscreen"])
+    return output_image(label, height=height, elem_classes=["framed", "pixelated"])
 
 
 with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE_LIFETIME) as demo:
@@ -301,9 +300,8 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
             with gr.Row():
                 order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order", scale=3)
                 evaluate_button = gr.Button("Evaluate the dataset", variant="primary", scale=1)
-            sample_grid = ServedImage(label="16 images: originals above, reconstructions below, PSNR under each",
-                                      format="png", interactive=False, buttons=["download", "fullscreen"],
-                                      elem_classes="framed")
+            sample_grid = output_image("16 images: originals above, reconstructions below, PSNR under each",
+                                       elem_classes="framed")
             dataset_summary = gr.HTML()
             dataset_codebook = gr.Plot(label="Codebook usage over the dataset", show_label=False)
             dataset_levels = gr.Plot(label="FSQ levels over the dataset", show_label=False)

@@ -17,3 +17,8 @@ class ServedImage(gr.Image):
 
     def postprocess(self, value):
         return super().postprocess(png_file(value) if isinstance(value, np.ndarray) else value)
+
+
+def output_image(label: str, **kwargs) -> ServedImage:
+    """A read-only PNG output image with download and fullscreen buttons."""
+    return ServedImage(label=label, format="png", interactive=False, buttons=["download", "fullscreen"], **kwargs)
