@@ -150,6 +150,9 @@ def test_browser_webcam_capture_is_reconstructed(server):
         try:
             page.get_by_role("button", name="Capture from camera").click()
             page.get_by_role("button", name="Click to Access Webcam").click()
+            # A capture before the first frame draws a 0x0 canvas and Gradio sends nothing: wait for frames.
+            page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.videoWidth > 0)",
+                                   timeout=60_000)
             page.get_by_role("button", name="capture photo").click()  # Chromium's fake camera: a test pattern
             assert _wait_for_reconstruction(page) > 0
         finally:
