@@ -55,13 +55,17 @@ def png_file(image: np.ndarray) -> str:
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="png")
     data = buffer.getvalue()
     path = PNG_DIR / f"{hashlib.sha1(data).hexdigest()[:20]}.png"
-    if not path.exists():
-        PNG_DIR.mkdir(parents=True, exist_ok=True)
-        _delete_older_than(PNG_DIR, PNG_LIFETIME)
-        fd, staging = tempfile.mkstemp(dir=PNG_DIR, prefix=".", suffix=".png")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(staging, path)
+    try:
+        os.utime(path)  # reused: it now counts as new, so no pruning removes it before Gradio copies it
+        return str(path)
+    except FileNotFoundError:
+        pass
+    PNG_DIR.mkdir(parents=True, exist_ok=True)
+    _delete_older_than(PNG_DIR, PNG_LIFETIME)
+    fd, staging = tempfile.mkstemp(dir=PNG_DIR, prefix=".", suffix=".png")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(staging, path)
     return str(path)
 
 
