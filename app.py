@@ -291,15 +291,13 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                     lm_ids = gr.Textbox(label="LM sequence ids", lines=6, max_lines=6, buttons=["copy"])
                     lm_download = gr.DownloadButton("Download the LM sequence (.json)", interactive=False)
 
-        with gr.Tab("Dataset", id="dataset"):
+        with gr.Tab("Dataset", id="dataset") as dataset_tab:
             source = dataset.find_source(SETTINGS.data)
             gr.Markdown(f"Images from `{source}` (the first {dataset.MAX_IMAGES}); "
-                        "set `QKVAE_DATA` to use another folder "
-                        "or an STL-10 `.bin`. The first evaluation takes a while on a CPU; sorting reuses it."
+                        "set `QKVAE_DATA` to use another folder or an STL-10 `.bin`. They are "
+                        "reconstructed the first time this tab opens (seconds on a CPU); sorting reuses them."
                         if source.exists() else dataset.missing_message(SETTINGS.data))
-            with gr.Row():
-                order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order", scale=3)
-                evaluate_button = gr.Button("Evaluate the dataset", variant="primary", scale=1)
+            order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order")
             sample_grid = output_image("16 images: originals above, reconstructions below, PSNR under each",
                                        elem_classes="framed")
             dataset_summary = gr.HTML()
@@ -326,8 +324,8 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
     down.click(level_down, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_down")
     up.click(level_up, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_up")
     lm_button.click(lm_sequence, [tokens, base_vocab], [lm_ids, lm_download], api_name="lm_sequence")
-    evaluate_button.click(evaluate_dataset, order, [sample_grid, dataset_summary, dataset_codebook, dataset_levels],
-                          api_name="evaluate_dataset")
+    dataset_tab.select(evaluate_dataset, order, [sample_grid, dataset_summary, dataset_codebook, dataset_levels],
+                       api_name="evaluate_dataset")
     order.change(dataset_grid, order, sample_grid, api_name="dataset_grid")
 
 demo.queue(default_concurrency_limit=2, max_size=64)

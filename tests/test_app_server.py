@@ -22,7 +22,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT
+from analysis.plots import GAP
+from qkvae_app.settings import DEFAULT_DATA, EXAMPLES_DIR, REPO_ROOT
 
 STARTUP_TIMEOUT = 240  # seconds; importing gradio and torch is slow on a busy 2-core machine
 CHROMIUM = Path("/usr/bin/chromium")
@@ -155,5 +156,23 @@ def test_browser_webcam_capture_is_reconstructed(server):
                                    timeout=60_000)
             page.get_by_role("button", name="capture photo").click()  # Chromium's fake camera: a test pattern
             assert _wait_for_reconstruction(page) > 0
+        finally:
+            browser.close()
+
+
+@needs_chromium
+@pytest.mark.skipif(not DEFAULT_DATA.is_dir(), reason=f"needs {DEFAULT_DATA}")
+def test_browser_dataset_tab_shows_the_sample_grid_when_opened_and_resorts_it(server):
+    with sync_playwright() as p:
+        browser, page = _page(p, server)
+        try:
+            page.get_by_role("tab", name="Dataset").click()  # no button: opening the tab evaluates
+            expect(page.locator(".qk-card")).to_contain_text("80 images from", timeout=120_000)
+            grid = page.locator(".framed").filter(has_text="16 images").locator("img")
+            expect(grid).to_have_js_property("naturalWidth", 16 * 96 + 15 * GAP)
+            worst_first = grid.get_attribute("src")
+            page.get_by_label("best first").check()
+            expect(grid).not_to_have_attribute("src", worst_first, timeout=60_000)
+            expect(grid).to_have_js_property("naturalWidth", 16 * 96 + 15 * GAP)
         finally:
             browser.close()
