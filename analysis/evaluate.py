@@ -99,7 +99,7 @@ def ood_summary(data_scores: list[dict], ood_names, out_scores: list[dict], thre
     if out_scores:
         summary["ood_set"] = {
             "num_images": len(out_scores),
-            "scores": dict(zip(ood_names, out_scores)),
+            "scores": dict(zip(ood_names, out_scores, strict=True)),
             **{k: describe([s[k] for s in out_scores]) for k in ("mean_surprisal", "kl")},
             "verdicts": verdict_counts(out_scores, thresholds),
         }

@@ -27,7 +27,7 @@ def drawn_diagram(size: int = 96) -> np.ndarray:
     im = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(im)
     boxes = [(6, 8, 42, 30), (54, 8, 90, 30), (30, 62, 66, 84)]
-    for (x0, y0, x1, y1), label in zip(boxes, ("in", "enc", "out")):
+    for (x0, y0, x1, y1), label in zip(boxes, ("in", "enc", "out"), strict=True):
         draw.rectangle((x0, y0, x1, y1), outline="black", width=2)
         draw.text((x0 + 6, y0 + 6), label, fill="black")
     draw.line((42, 19, 54, 19), fill="black", width=2)

@@ -72,7 +72,7 @@ def sample_grid(originals, reconstructions, psnrs) -> np.ndarray:
     n, h, w = len(originals), *np.asarray(originals[0]).shape[:2]
     grid = Image.new("RGB", (n * w + (n - 1) * GAP, 2 * h + GAP + LABEL_HEIGHT), "white")
     draw, font = ImageDraw.Draw(grid), ImageFont.load_default()
-    for i, (original, reconstruction, p) in enumerate(zip(originals, reconstructions, psnrs)):
+    for i, (original, reconstruction, p) in enumerate(zip(originals, reconstructions, psnrs, strict=True)):
         x = i * (w + GAP)
         grid.paste(Image.fromarray(np.asarray(original)), (x, 0))
         grid.paste(Image.fromarray(np.asarray(reconstruction)), (x, h + GAP))
@@ -102,7 +102,7 @@ def codebook_histogram(counts) -> Figure:
 def level_histograms_figure(level_hists, levels) -> Figure:
     """One bar chart per FSQ dimension: tokens per level, with the share at the extreme levels."""
     fig = _figure(2.2 * len(levels), 2.6)
-    for k, (ax, hist, n) in enumerate(zip(fig.subplots(1, len(levels)), level_hists, levels)):
+    for k, (ax, hist, n) in enumerate(zip(fig.subplots(1, len(levels)), level_hists, levels, strict=True)):
         hist = np.asarray(hist, dtype=np.float64)
         share = hist / hist.sum() if hist.sum() else hist
         ax.bar(np.arange(n), share, color=["C3" if j in (0, n - 1) else "C0" for j in range(n)])
@@ -131,7 +131,7 @@ def rd_plot(qkvae_point, jpeg_curve, qkvae_entropy_bpp: float | None = None) -> 
     """
     curve = np.asarray(jpeg_curve, dtype=np.float64)
     fig = _figure(9, 3.4)
-    for k, (ax, metric) in enumerate(zip(fig.subplots(1, 2), ("PSNR (dB)", "SSIM")), start=1):
+    for k, (ax, metric) in enumerate(zip(fig.subplots(1, 2), ("PSNR (dB)", "SSIM"), strict=True), start=1):
         ax.plot(curve[:, 0], curve[:, k], "o-", ms=3, label="JPEG (Pillow, 4:2:0)")
         ax.plot(qkvae_point[0], qkvae_point[k], "*", ms=12, color="C3", label="QKVAE, fixed-width ids")
         if qkvae_entropy_bpp is not None:

@@ -53,8 +53,8 @@ CONVENTIONS = {
 def by_convention(originals: np.ndarray, outputs: np.ndarray) -> dict:
     """Mean PSNR and mean SSIM under each convention of uint8 (N, H, W, 3) image pairs."""
     return {
-        "psnr": float(np.mean([psnr(a, b) for a, b in zip(originals, outputs)])),
-        "ssim": {name: float(np.mean([f(a, b) for a, b in zip(originals, outputs)]))
+        "psnr": float(np.mean([psnr(a, b) for a, b in zip(originals, outputs, strict=True)])),
+        "ssim": {name: float(np.mean([f(a, b) for a, b in zip(originals, outputs, strict=True)]))
                  for name, f in CONVENTIONS.items()},
     }
 

@@ -55,8 +55,8 @@ def precision_agreement(model, x: torch.Tensor, indices=None, x_hat=None) -> dic
     indices_bf16 = indices_bf16.cpu().reshape(indices.shape)
     agreement = token_agreement(indices, indices_bf16)
     original = to_uint8(x)
-    psnr_fp32 = np.array([psnr(a, b) for a, b in zip(original, to_uint8(x_hat))])
-    psnr_bf16 = np.array([psnr(a, b) for a, b in zip(original, to_uint8(x_hat_bf16))])
+    psnr_fp32 = np.array([psnr(a, b) for a, b in zip(original, to_uint8(x_hat), strict=True)])
+    psnr_bf16 = np.array([psnr(a, b) for a, b in zip(original, to_uint8(x_hat_bf16), strict=True)])
     return {
         "agreement": _per_image(agreement, single),
         "tokens_changed": _per_image((indices != indices_bf16).sum(dim=1).numpy(), single),

@@ -15,7 +15,7 @@ def reconstruction_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     ``analysis.metrics``; identical images give 100 dB.
     """
     a8, b8 = to_uint8(a).reshape(-1, *a.shape[-2:], 3), to_uint8(b).reshape(-1, *b.shape[-2:], 3)
-    return float(np.mean([psnr(p, q) for p, q in zip(a8, b8)]))
+    return float(np.mean([psnr(p, q) for p, q in zip(a8, b8, strict=True)]))
 
 
 def reconstruct(model: QKVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

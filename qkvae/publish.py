@@ -7,6 +7,7 @@ checkpoint), so the app can ship interim weights while a long CPU run goes on.
 """
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def loss_curve(records: list[dict], done: int, total: int) -> Figure:
     ax.plot(steps, [r["loss"] for r in records], lw=0.8, alpha=0.5, label="ours, one batch")
     ax.plot(steps, [r["mean_loss"] for r in records], lw=1.6, label="ours, mean since last log")
     ax.plot(list(CARD_LOSS), list(CARD_LOSS.values()), "ko--", ms=4, lw=0.8, label="published card")
-    for before, after in zip(records, records[1:]):
+    for before, after in itertools.pairwise(records):
         if before["precision"] != after["precision"]:  # a resumed part of the run on other hardware
             ax.axvline(after["step"], color="0.5", lw=0.8, ls=":")
             ax.annotate(f" {before['precision']} → {after['precision']}", (after["step"], 0.98),

@@ -130,8 +130,8 @@ def evaluate(model: QKVAE, source) -> dict:
     _, recons = reconstruct_images(model, rgb)
     model.train()
     return {"source": str(source), "images": len(rgb),
-            "psnr": float(np.mean([psnr(p, q) for p, q in zip(rgb, recons)])),
-            "ssim": float(np.mean([ssim(p, q) for p, q in zip(rgb, recons)]))}
+            "psnr": float(np.mean([psnr(p, q) for p, q in zip(rgb, recons, strict=True)])),
+            "ssim": float(np.mean([ssim(p, q) for p, q in zip(rgb, recons, strict=True)]))}
 
 
 def main(argv=None) -> None:

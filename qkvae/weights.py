@@ -108,10 +108,11 @@ def _patch_keys_by_order(state: dict, model: QKVAE, path: Path) -> dict:
         )
     orders = [list(ours.items()), sorted(ours.items(), key=lambda kv: _natural_key(kv[0]))]
     for order in orders:
-        if _first_mismatch(zip(theirs, order)) is None:
+        if _first_mismatch(zip(theirs, order, strict=True)) is None:
             log.warning("%s: key names differ from ours; mapped %d tensors by order", path, len(order))
-            return {our_key: t for (our_key, _), (_, t) in zip(order, theirs)}
-    raise WeightsError(f"{path}: key names differ from ours and {_first_mismatch(zip(theirs, orders[-1]))}")
+            return {our_key: t for (our_key, _), (_, t) in zip(order, theirs, strict=True)}
+    mismatch = _first_mismatch(zip(theirs, orders[-1], strict=True))
+    raise WeightsError(f"{path}: key names differ from ours and {mismatch}")
 
 
 def _check_shapes(state: dict, model: QKVAE, path: Path) -> None:

@@ -58,7 +58,7 @@ def evaluate(model: QKVAE, path: Path) -> DatasetEval:
     stats.update(indices)
     return DatasetEval(
         source=source, names=names, originals=originals, reconstructions=recons,
-        psnrs=np.array([psnr(a, b) for a, b in zip(originals, recons)]), codebook=stats.result(),
+        psnrs=np.array([psnr(a, b) for a, b in zip(originals, recons, strict=True)]), codebook=stats.result(),
     )
 
 

@@ -86,7 +86,7 @@ def token_html(grid: np.ndarray, edited: np.ndarray, row: int, col: int, levels)
     """The selected token's id and FSQ levels, before and after editing."""
     def describe(index):
         digits = token_levels(index, levels)
-        cells = "".join(f"<td>{d}<small>/{n - 1}</small></td>" for d, n in zip(digits, levels))
+        cells = "".join(f"<td>{d}<small>/{n - 1}</small></td>" for d, n in zip(digits, levels, strict=True))
         return f"<td><b>{int(index)}</b></td>{cells}"
 
     head = "".join(f"<th>dim {k}</th>" for k in range(len(levels)))

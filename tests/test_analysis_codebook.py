@@ -37,7 +37,7 @@ def test_level_histograms_of_hand_made_indices():
 def test_level_histograms_from_weighted_ids_match_the_ids_themselves():
     ids = np.random.default_rng(0).integers(0, 15360, 500)
     weighted = level_histograms(np.arange(15360), LEVELS, weights=code_counts(ids, 15360))
-    for a, b in zip(level_histograms(ids, LEVELS), weighted):
+    for a, b in zip(level_histograms(ids, LEVELS), weighted, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -60,7 +60,7 @@ def assert_close(actual, expected, path="results"):
             assert_close(actual[key], expected[key], f"{path}.{key}")
     elif isinstance(expected, list):
         assert len(actual) == len(expected), f"{path}: length differs"
-        for i, (a, e) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_close(a, e, f"{path}[{i}]")
     elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
         assert math.isclose(actual, expected, rel_tol=REL, abs_tol=ABS), f"{path}: {actual} != {expected}"

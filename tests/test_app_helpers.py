@@ -23,7 +23,7 @@ def test_token_levels_match_fsq_codes():
     ids = torch.tensor([0, 1, 8, 15359, 4321])
     codes = fsq.indices_to_codes(ids, LEVELS)  # (5, 5) in [-1, 1]
     half = torch.tensor(LEVELS) // 2
-    for i, code in zip(ids.tolist(), codes):
+    for i, code in zip(ids.tolist(), codes, strict=True):
         assert token_levels(i, LEVELS) == tuple((code * half + half).round().int().tolist())
 
 
@@ -32,7 +32,7 @@ def test_nudge_moves_one_dimension_by_one_level(dim):
     grid = np.full((48, 48), 4321, dtype=np.int64)
     out = nudge_token(grid, 5, 7, dim, -1, LEVELS)
     before, after = token_levels(grid[5, 7], LEVELS), token_levels(out[5, 7], LEVELS)
-    assert [a - b for a, b in zip(after, before)] == [-1 if d == dim else 0 for d in range(len(LEVELS))]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [-1 if d == dim else 0 for d in range(len(LEVELS))]
     assert (out != grid).sum() == 1 and grid[5, 7] == 4321  # the input is not modified
 
 
