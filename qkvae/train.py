@@ -1,6 +1,11 @@
 """Train QKVAE-1m with the card's recipe, checkpointing so that a run can be killed and resumed.
 
     python -m qkvae.train --data ../shared/data/train --out runs/qkvae-1m [--resume]
+    python -m qkvae.train --init assets --data MY_IMAGES --steps 500 --lr 3e-5 --out runs/tuned
+
+The second form fine-tunes existing weights (the shipped ones, or any ``load_qkvae`` takes)
+on other images with the same schedule shape; ``--ssim-weight W`` adds ``W * (1 - SSIM)`` to
+the loss, which the card's recipe does not have.
 
 Recipe: 6,000 steps at batch 32; AdamW betas (0.9, 0.95), weight decay 1e-4; OneCycleLR with
 peak 3e-4, 5% warmup and cosine decay (momentum not cycled, so beta1 stays 0.9); loss
@@ -29,7 +34,7 @@ from qkvae.data import RandomCropSampler, load_images, source_weights
 from qkvae.image import to_tensor
 from qkvae.loss import reconstruction_loss
 from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
-from qkvae.weights import default_device, save_qkvae
+from qkvae.weights import WeightsError, default_device, load_qkvae, save_qkvae
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
@@ -50,6 +55,8 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None,
                    help="autocast dtype (default: bf16 where the device has bf16 units, else fp32)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="start from these weights (file or folder) instead of a random init")
+    p.add_argument("--ssim-weight", type=float, default=0.0, help="add W * (1 - SSIM) to the loss (card: 0)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     return p.parse_args(argv)
 
@@ -62,11 +69,11 @@ def build_optimizer(model: QKVAE, steps: int, lr: float):
     return opt, sched
 
 
-def train_step(model, x, opt, sched, dtype) -> dict[str, float]:
+def train_step(model, x, opt, sched, dtype, ssim_weight: float = 0.0) -> dict[str, float]:
     """One optimizer step on batch ``x``; returns the loss terms and the pre-clip gradient norm."""
     with torch.autocast(device_type=x.device.type, dtype=dtype, enabled=dtype != torch.float32):
         x_hat = model(x)
-    terms = reconstruction_loss(x_hat, x)
+    terms = reconstruction_loss(x_hat, x, ssim_weight)
     opt.zero_grad(set_to_none=True)
     terms["loss"].backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -77,7 +84,18 @@ def train_step(model, x, opt, sched, dtype) -> dict[str, float]:
 
 def recipe(args) -> dict:
     """What a resumed run must share with the run that wrote the checkpoint."""
-    return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+            "init": args.init, "ssim_weight": args.ssim_weight}
+
+
+def initial_model(init, device: torch.device) -> QKVAE:
+    """A random-init QKVAE-1m, or the weights at ``init``; exits with a one-line error for bad weights."""
+    if init is None:
+        return QKVAE(QKVAEConfig()).to(device, memory_format=MEMORY_FORMAT)
+    try:
+        return load_qkvae(init, device)
+    except WeightsError as e:
+        sys.exit(f"error: {e}")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -145,7 +163,7 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     names, images = load_images(args.data)
     sampler = RandomCropSampler(images, weights=source_weights(names), seed=args.seed)
-    model = QKVAE(QKVAEConfig()).to(device, memory_format=MEMORY_FORMAT)
+    model = initial_model(args.init, device)
     opt, sched = build_optimizer(model, args.steps, args.lr)
 
     ckpt, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
@@ -163,7 +181,7 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         x = to_tensor(sampler.sample(args.batch_size)).to(device, memory_format=MEMORY_FORMAT)
         t1 = time.perf_counter()
-        terms = train_step(model, x, opt, sched, dtype)
+        terms = train_step(model, x, opt, sched, dtype, args.ssim_weight)
         if device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()

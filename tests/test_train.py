@@ -11,7 +11,9 @@ from PIL import Image
 from qkvae import load_qkvae
 from qkvae import train as train_module
 from qkvae.data import RandomCropSampler, load_images, read_stl10_bin, source_weights
-from qkvae.loss import reconstruction_loss, sobel
+from analysis.metrics import ssim as ssim_metric
+from qkvae.image import to_tensor
+from qkvae.loss import reconstruction_loss, sobel, ssim
 from qkvae.publish import publish
 
 
@@ -71,9 +73,24 @@ def test_sobel_and_loss_terms():
     gx = sobel(x)[0, 0]
     assert torch.equal(gx[2, 2:4], torch.tensor([4.0, 4.0])) and gx[2, 0] == 0
     assert sobel(x)[0, 1].abs().max() == 0
-    terms = reconstruction_loss(torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5))
+    terms = reconstruction_loss(torch.zeros(1, 3, 16, 16), torch.full((1, 3, 16, 16), 0.5))  # SSIM needs 11 px
     assert terms["l1"] == pytest.approx(0.5) and terms["mse"] == pytest.approx(0.25)
     assert terms["edge"] == 0 and terms["loss"] == pytest.approx(0.5 + 0.25 * 0.25)
+    with_ssim = reconstruction_loss(torch.zeros(1, 3, 16, 16), torch.full((1, 3, 16, 16), 0.5), ssim_weight=0.5)
+    assert with_ssim["loss"] == pytest.approx(0.5 + 0.25 * 0.25 + 0.5 * (1 - with_ssim["ssim"].item()))
+
+
+def test_differentiable_ssim_scores_as_the_metric(image_folder):
+    _, images = load_images(image_folder)
+    rgb = RandomCropSampler(images, seed=0).sample(3)
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 20, rgb.shape), 0, 255).round().astype(np.uint8)
+    expected = [ssim_metric(a, b) for a, b in zip(noisy, rgb, strict=True)]
+    x_hat = to_tensor(noisy).requires_grad_()
+    got = ssim(x_hat, to_tensor(rgb))
+    np.testing.assert_allclose(got.detach().numpy(), expected, atol=1e-5)
+    assert min(expected) < 0.9  # the noise is large enough for the comparison to mean something
+    got.sum().backward()
+    assert torch.isfinite(x_hat.grad).all() and x_hat.grad.abs().sum() > 0
 
 
 def _args(folder, out, steps=4):
@@ -146,3 +163,21 @@ def test_resume_may_change_precision_and_logs_it(image_folder, tmp_path, monkeyp
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [(r["step"], r["precision"]) for r in records] == [(0, "fp32"), (1, "fp32"), (2, "bf16"), (3, "bf16")]
     assert all(np.isfinite(r["loss"]) for r in records)
+
+
+def test_init_starts_from_the_given_weights_and_rejects_bad_ones(image_folder, tmp_path, weights_dir):
+    argv = _args(image_folder, tmp_path / "tuned", steps=2) + ["--eval", "--lr", "1e-12", "--ssim-weight", "1"]
+    train_module.main(argv + ["--init", str(weights_dir)])
+    tuned, init = load_qkvae(tmp_path / "tuned", device="cpu"), load_qkvae(weights_dir, device="cpu")
+    for name, p in init.state_dict().items():  # a learning rate of 1e-12 leaves the weights where they began
+        torch.testing.assert_close(tuned.state_dict()[name], p, atol=1e-8, rtol=0)
+    train_module.main(_args(image_folder, tmp_path / "fresh", steps=2) + ["--eval", "--lr", "1e-12"])
+    fresh = load_qkvae(tmp_path / "fresh", device="cpu")
+    assert not torch.allclose(fresh.state_dict()["encoder.conv_in.weight"], init.state_dict()["encoder.conv_in.weight"])
+    records = [json.loads(line) for line in (tmp_path / "tuned" / "train_log.jsonl").read_text().splitlines()]
+    r = records[0]
+    assert -1 < r["ssim"] < 1
+    assert r["loss"] == pytest.approx(r["l1"] + 0.25 * r["mse"] + 0.5 * r["edge"] + (1 - r["ssim"]))
+    (tmp_path / "broken.safetensors").write_bytes(b"not weights")
+    with pytest.raises(SystemExit, match="error: .*broken.safetensors"):
+        train_module.main(argv + ["--init", str(tmp_path / "broken.safetensors")])
