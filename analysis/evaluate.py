@@ -150,7 +150,7 @@ def aggregate(images: list[dict], passed: dict, codebook: dict, jpeg_points) -> 
     rd_images = images[:RD_IMAGES]
     summary = {
         "num_images": len(images),
-        "psnr": describe([im["psnr"] for im in images]),
+        "psnr": describe([im["psnr"] for im in images[:GRID_IMAGES]]),
         "ssim": describe([im["ssim"] for im in images]),
         "rate": {
             "nominal_bits": rate["nominal_bits"],
@@ -211,7 +211,8 @@ def pictures(results: dict, rgb, recons, codebook: dict, jpeg_points, config) ->
     images, summary = results["images"], results["aggregate"]
     rd = summary["rate"]["jpeg_curve"]
     out = {
-        "sample_grid": plots.sample_grid(rgb[:GRID_IMAGES], recons[:GRID_IMAGES], [im["psnr"] for im in images]),
+        "sample_grid": plots.sample_grid(rgb[:GRID_IMAGES], recons[:GRID_IMAGES],
+                                         [im["psnr"] for im in images[:GRID_IMAGES]]),
         "codebook_histogram": plots.codebook_histogram(codebook["counts"]),
         "level_histograms": plots.level_histograms_figure(codebook["level_histograms"], config.levels),
         "usage_curve": plots.usage_curve_figure(codebook["usage_curve"], config.codebook_size),
