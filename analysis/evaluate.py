@@ -150,7 +150,7 @@ def aggregate(images: list[dict], passed: dict, codebook: dict, jpeg_points) -> 
     rd_images = images[:RD_IMAGES]
     summary = {
         "num_images": len(images),
-        "psnr": describe([im["psnr"] for im in images[:GRID_IMAGES]]),
+        "psnr": describe([im["psnr"] for im in images]),
         "ssim": describe([im["ssim"] for im in images]),
         "rate": {
             "nominal_bits": rate["nominal_bits"],

@@ -154,3 +154,13 @@ def test_without_a_reference_the_ood_figures_are_left_out(model, rgb):
     assert "ood_score" not in results["images"][0]
     assert set(pictures) == set(PLOTS) - {"ood_histogram"}
     assert pictures["sample_grid"].shape[1] == 2 * 96 + plots.GAP
+
+
+def test_more_images_than_the_grid_are_all_in_the_means_and_16_in_the_grid(model, rgb):
+    images = np.stack([np.roll(rgb, 5 * k, axis=1) for k in range(evaluate.GRID_IMAGES + 2)])
+    names = [f"im{k}" for k in range(len(images))]
+    results, pictures = evaluate.evaluate(model, names, images, reference=None, ood=None, precision_images=0)
+    per_image = results["images"]
+    assert results["aggregate"]["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in per_image]))
+    assert results["aggregate"]["ssim"]["mean"] == pytest.approx(np.mean([im["ssim"] for im in per_image]))
+    assert pictures["sample_grid"].shape[1] == evaluate.GRID_IMAGES * 96 + (evaluate.GRID_IMAGES - 1) * plots.GAP
