@@ -180,6 +180,14 @@ def evaluate_dataset(order: str):
             plots.level_histograms_figure(cb["level_histograms"], CONFIG.levels))
 
 
+def open_dataset(order: str, shown: bool):
+    """``evaluate_dataset`` the first time a session opens the Dataset tab; later openings keep
+    what is shown (the two charts alone take Gradio over a second to send again)."""
+    if shown:
+        return *[gr.skip()] * 4, True
+    return *evaluate_dataset(order), True
+
+
 # ---------------------------------------------------------------- layout
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
@@ -298,6 +306,7 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                         "reconstructed the first time this tab opens (seconds on a CPU); sorting reuses them."
                         if source.exists() else dataset.missing_message(SETTINGS.data))
             order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order")
+            dataset_shown = gr.State(False)
             sample_grid = output_image("16 images: originals above, reconstructions below, PSNR under each",
                                        elem_classes="framed")
             dataset_summary = gr.HTML()
@@ -324,7 +333,8 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
     down.click(level_down, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_down")
     up.click(level_up, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_up")
     lm_button.click(lm_sequence, [tokens, base_vocab], [lm_ids, lm_download], api_name="lm_sequence")
-    dataset_tab.select(evaluate_dataset, order, [sample_grid, dataset_summary, dataset_codebook, dataset_levels],
+    dataset_tab.select(open_dataset, [order, dataset_shown],
+                       [sample_grid, dataset_summary, dataset_codebook, dataset_levels, dataset_shown],
                        api_name="evaluate_dataset")
     order.change(dataset_grid, order, sample_grid, api_name="dataset_grid")
 

@@ -168,6 +168,10 @@ def test_dataset_tab(app, monkeypatch, tmp_path):
     assert grid.shape[1] == 3 * 96 + 2 * 2 and "<b>3</b> images" in summary
     assert isinstance(codebook, Figure) and isinstance(levels, Figure)
     assert app.dataset_grid("best first").shape == grid.shape
+    first = app.open_dataset("worst first", False)
+    assert first[-1] is True and np.array_equal(first[0], grid)
+    again = app.open_dataset("worst first", True)  # a session that has it already is sent nothing
+    assert again[-1] is True and all(out == gr.skip() for out in again[:4])
     monkeypatch.setattr(app, "SETTINGS", Settings(data=tmp_path / "absent"))
     assert "QKVAE_DATA" in _error(app.evaluate_dataset, "file order")
 
