@@ -9,6 +9,8 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 PSNR_CAP = 100.0  # dB reported for identical images
+SSIM_SIGMA = 1.5
+WANG_SSIM = {"gaussian_weights": True, "sigma": SSIM_SIGMA, "use_sample_covariance": False}  # Wang et al. 2004
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -24,12 +26,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of two uint8 (H, W, 3) images, Gaussian sigma 1.5, averaged over RGB."""
-    return float(
-        structural_similarity(
-            a, b, data_range=255, channel_axis=-1,
-            gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        )
-    )
+    return float(structural_similarity(a, b, data_range=255, channel_axis=-1, **WANG_SSIM))
 
 
 def pixel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -21,12 +21,11 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
 from analysis.inputs import CLI_ERRORS, load_fitted, reconstruct_images
-from analysis.metrics import psnr, ssim
+from analysis.metrics import WANG_SSIM, psnr, ssim
 from qkvae.weights import load_qkvae
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
 BLUR_SIGMAS = (0.5, 0.6)
-_WANG = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -42,11 +41,11 @@ CONVENTIONS = {
     "uint8, data_range 255, 7x7 uniform window (scikit-image default), R, G, B":
         lambda a, b: structural_similarity(a, b, data_range=255, channel_axis=-1),
     "luma (BT.601), data_range 255, Gaussian sigma 1.5":
-        lambda a, b: structural_similarity(_luma(a), _luma(b), data_range=255, **_WANG),
+        lambda a, b: structural_similarity(_luma(a), _luma(b), data_range=255, **WANG_SSIM),
     "floats in [0, 1], data_range 2 (scikit-image < 0.20 default), 7x7 uniform, R, G, B":
         lambda a, b: structural_similarity(_unit(a), _unit(b), data_range=2, channel_axis=-1),
     "floats in [0, 1], data_range 2, Gaussian sigma 1.5, R, G, B":
-        lambda a, b: structural_similarity(_unit(a), _unit(b), data_range=2, channel_axis=-1, **_WANG),
+        lambda a, b: structural_similarity(_unit(a), _unit(b), data_range=2, channel_axis=-1, **WANG_SSIM),
 }
 
 
