@@ -13,6 +13,7 @@ All arithmetic runs in float32 even under autocast: bf16 has 8 bits of mantissa,
 enough to hold an index of 15,359 (vector-quantize-pytorch #107).
 """
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -54,20 +55,34 @@ def quantize(z: Tensor, levels) -> Tensor:
         return round_ste(bound(z, levels)) / half_width
 
 
+def indices_to_digits(indices, levels):
+    """Ids (...) -> integer levels (..., D), each in ``0..levels[d]-1``: the mixed-radix digits.
+
+    Takes a tensor (returns an int64 tensor on its device) or anything numpy reads (returns an
+    int64 array). This is the one place ids are split into digits.
+    """
+    t = indices if isinstance(indices, Tensor) else torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    digits = (t.to(torch.int64).unsqueeze(-1) // basis(levels, t.device)) % _levels_tensor(levels, t.device)
+    return digits if isinstance(indices, Tensor) else digits.numpy()
+
+
+def digits_to_indices(digits, levels):
+    """Integer levels (..., D) -> ids (...); the inverse of ``indices_to_digits``, same types."""
+    t = digits if isinstance(digits, Tensor) else torch.as_tensor(np.asarray(digits, dtype=np.int64))
+    indices = (t.to(torch.int64) * basis(levels, t.device)).sum(dim=-1)
+    return indices if isinstance(digits, Tensor) else indices.numpy()
+
+
 def codes_to_indices(codes: Tensor, levels) -> Tensor:
     """Map codes (..., D) on the FSQ grid to int64 ids in ``0..prod(levels)-1``."""
-    L = _levels_tensor(levels, codes.device)
-    half_width = L // 2
-    digits = (codes.float() * half_width + half_width).round().to(torch.int64)  # 0..L-1
-    return (digits * basis(levels, codes.device)).sum(dim=-1)
+    half_width = _levels_tensor(levels, codes.device) // 2
+    return digits_to_indices((codes.float() * half_width + half_width).round().to(torch.int64), levels)
 
 
 def indices_to_codes(indices: Tensor, levels) -> Tensor:
     """Map int64 ids (...) to float32 codes (..., D) in [-1, 1]; the inverse of ``codes_to_indices``."""
-    L = _levels_tensor(levels, indices.device)
-    half_width = L // 2
-    digits = (indices.to(torch.int64).unsqueeze(-1) // basis(levels, indices.device)) % L
-    return (digits - half_width).to(torch.float32) / half_width
+    half_width = _levels_tensor(levels, indices.device) // 2
+    return (indices_to_digits(indices, levels) - half_width).to(torch.float32) / half_width
 
 
 def implicit_codebook(levels, device=None) -> Tensor:

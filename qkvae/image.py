@@ -21,20 +21,20 @@ class ImageError(ValueError):
     """An input that cannot be turned into an RGB image."""
 
 
-def _open(src) -> Image.Image:
+def _open(src, name: str) -> Image.Image:
     if isinstance(src, Image.Image):
         return src
     if isinstance(src, np.ndarray):
         return _from_array(src)
     if isinstance(src, (bytes, bytearray)):
         if not src:
-            raise ImageError("the image data is empty (0 bytes)")
+            raise ImageError(f"{name} is empty (0 bytes)")
         return Image.open(io.BytesIO(src))
     path = Path(src)
     if not path.is_file():
         raise ImageError(f"no such image file: {path}")
     if path.stat().st_size == 0:
-        raise ImageError(f"{path.name} is empty (0 bytes)")
+        raise ImageError(f"{name} is empty (0 bytes)")
     return Image.open(path)
 
 
@@ -67,13 +67,16 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def open_rgb(src) -> Image.Image:
-    """Decode a path, bytes, PIL image or array into an upright RGB PIL image."""
-    name = Path(src).name if isinstance(src, (str, Path)) else "the image"
+def open_rgb(src, name: str | None = None) -> Image.Image:
+    """Decode a path, bytes, PIL image or array into an upright RGB PIL image.
+
+    Errors name the image as ``name``, by default the file's name.
+    """
+    name = name or (Path(src).name if isinstance(src, (str, Path)) else "the image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = _open(src)
+            im = _open(src, name)
             if im.width * im.height > MAX_PIXELS:
                 raise ImageError(
                     f"{name} is too large: {im.width}x{im.height} pixels, the limit is {MAX_PIXELS:,}"
