@@ -16,13 +16,12 @@ import numpy as np
 import torch
 
 from analysis import plots
-from analysis.inputs import InputError
 from analysis.reference import DEFAULT_OOD_THRESHOLDS, token_probabilities, weights_fingerprint
 from analysis.report import analyze_image
-from qkvae import ImageError, QKVAEConfig, TokenError, load_image, load_tokens
+from qkvae import ImageError, QKVAEConfig, SourceError, TokenError, load_image, load_tokens
 from qkvae.image import RESIZE_MODES, to_uint8
 from qkvae.tokens import lm_vocab
-from qkvae_app import dataset, files, panels, views
+from qkvae_app import dataset, files, panels, reconstruct_view, views
 from qkvae_app.components import ServedImage, output_image
 from qkvae_app.edit import nudge_token
 from qkvae_app.settings import EXAMPLES_DIR, Settings, load_model, load_ood_reference
@@ -41,10 +40,6 @@ MODE_CHOICES = [(MODE_LABELS[m], m) for m in RESIZE_MODES]
 
 
 # ---------------------------------------------------------------- handlers
-
-RECONSTRUCT_OUTPUTS = 12 + len(CONFIG.levels)  # 3 images, 2 metrics, 3 maps, 2 panels, charts, tokens
-TOKEN_TAB_OUTPUTS = 7  # edited ids, grid view, two decodings and their change, token readout, files
-
 
 def _model():
     if MODEL is None:
@@ -65,30 +60,20 @@ def reconstruct(image, mode: str):
     """
     path = image.get("path") if isinstance(image, dict) else image
     if path is None:  # a cleared input clears the outputs
-        return (None,) * RECONSTRUCT_OUTPUTS
+        return [None] * len(RECONSTRUCT_OUTPUTS)
     model = _model()
     try:
         x = load_image(path, model.config.image_size, mode)
     except ValueError as e:  # ImageError, or an unknown mode
         raise gr.Error(str(e), title="Cannot read this image") from None
-    r = analyze_image(model, x, PROBS, THRESHOLDS, stability=False)
-    cb = r["codebook"]
-    tokens = {"grid": r["indices"], "decoded": r["reconstruction"], "name": Path(path).stem}
-    return (
-        r["original"], r["reconstruction"], r["jpeg_rgb"], round(float(r["psnr"]), 2), round(float(r["ssim"]), 4),
-        views.clickable(plots.token_heatmap(r["indices"], model.config.codebook_size)),
-        views.clickable(plots.error_heatmap(r["token_error"])),
-        views.clickable(plots.surprisal_heatmap(r["surprisal"])) if "surprisal" in r else None,
-        panels.ood_html(r, THRESHOLDS), panels.rate_html(r),
-        gr.BarPlot(views.codebook_frame(cb["counts"]), label=panels.codebook_label(cb)),
-        *views.level_frames(cb["level_histograms"]), tokens,
-    )
+    report = analyze_image(model, x, PROBS, THRESHOLDS, stability=False)
+    return reconstruct_view.ReconstructView.of(report, THRESHOLDS, model.config.codebook_size, Path(path).stem).values()
 
 
 def open_tokens(tokens, row: int, col: int):
     """Show a token grid in the Tokens tab, unedited, with its files ready to download."""
     if tokens is None:
-        return (None,) * TOKEN_TAB_OUTPUTS
+        return [None] * len(TOKEN_OUTPUTS)
     grid = tokens["grid"]
     return (grid.copy(), views.token_grid_view(grid, row, col), tokens["decoded"], tokens["decoded"],
             views.change_map(tokens["decoded"], tokens["decoded"]),
@@ -155,13 +140,13 @@ def lm_sequence(tokens, base_vocab_size):
     return panels.sequence_text(seq, lm_vocab(int(base_vocab_size))), gr.DownloadButton(value=path, interactive=True)
 
 
-_evaluate_dataset = functools.lru_cache(maxsize=1)(dataset.evaluate)
+_reconstruct_dataset = functools.lru_cache(maxsize=1)(dataset.reconstruct_dataset)
 
 
 def _dataset():
     try:
-        return _evaluate_dataset(_model(), SETTINGS.data)
-    except (InputError, ImageError) as e:
+        return _reconstruct_dataset(_model(), SETTINGS.data)
+    except SourceError as e:
         raise gr.Error(str(e), title="No dataset") from None
 
 
@@ -169,7 +154,8 @@ def dataset_grid(order: str):
     """Sixteen dataset images in the chosen order: originals above, reconstructions below, PSNR under each."""
     result = _dataset()
     pick = dataset.ranked(result, order)
-    return plots.sample_grid(result.originals[pick], result.reconstructions[pick], result.psnrs[pick])
+    images = result.images
+    return plots.sample_grid(images.originals[pick], images.reconstructions[pick], images.psnr[pick])
 
 
 def evaluate_dataset(order: str):
@@ -300,11 +286,10 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                     lm_download = gr.DownloadButton("Download the LM sequence (.json)", interactive=False)
 
         with gr.Tab("Dataset", id="dataset") as dataset_tab:
-            source = dataset.find_source(SETTINGS.data)
-            gr.Markdown(f"Images from `{source}` (the first {dataset.MAX_IMAGES}); "
-                        "set `QKVAE_DATA` to use another folder or an STL-10 `.bin`. They are "
+            gr.Markdown(f"Images from `{SETTINGS.data}` (the first {dataset.MAX_IMAGES}); "
+                        "set `QKVAE_DATA` to use another folder, an STL-10 `.bin` or Parquet files. They are "
                         "reconstructed the first time this tab opens (seconds on a CPU); sorting reuses them."
-                        if source.exists() else dataset.missing_message(SETTINGS.data))
+                        if SETTINGS.data.exists() else dataset.missing_message(SETTINGS.data))
             order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order")
             dataset_shown = gr.State(False)
             sample_grid = output_image("16 images: originals above, reconstructions below, PSNR under each",
@@ -314,15 +299,17 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
             dataset_levels = gr.Plot(label="FSQ levels over the dataset", show_label=False)
 
     # ------------------------------------------------------------ events
-    token_outputs = [edited, grid_view, decoded_view, edited_view, change_view, token_info, token_files]
-    gr.on([image.change, mode.change], reconstruct, [image, mode],
-          [model_input, reconstruction, jpeg, psnr, ssim, token_map, error_map, surprisal_map,
-           ood_panel, rate_panel, codebook_chart, *level_charts, tokens],
+    TOKEN_OUTPUTS = [edited, grid_view, decoded_view, edited_view, change_view, token_info, token_files]
+    RECONSTRUCT_OUTPUTS = reconstruct_view.outputs({
+        "model_input": model_input, "reconstruction": reconstruction, "jpeg": jpeg, "psnr": psnr, "ssim": ssim,
+        "token_map": token_map, "error_map": error_map, "surprisal_map": surprisal_map, "ood_panel": ood_panel,
+        "rate_panel": rate_panel, "codebook_chart": codebook_chart, "level_charts": level_charts, "tokens": tokens})
+    gr.on([image.change, mode.change], reconstruct, [image, mode], RECONSTRUCT_OUTPUTS,
           api_name="reconstruct", preprocess=False
-          ).success(open_tokens, [tokens, row, col], token_outputs, api_name="open_tokens")
+          ).success(open_tokens, [tokens, row, col], TOKEN_OUTPUTS, api_name="open_tokens")
     token_upload.change(decode_token_file, token_upload, tokens, api_name="decode_tokens"
-                        ).success(open_tokens, [tokens, row, col], token_outputs, api_visibility="undocumented")
-    reset.click(open_tokens, [tokens, row, col], token_outputs, api_visibility="undocumented")
+                        ).success(open_tokens, [tokens, row, col], TOKEN_OUTPUTS, api_visibility="undocumented")
+    reset.click(open_tokens, [tokens, row, col], TOKEN_OUTPUTS, api_visibility="undocumented")
     grid_view.select(select_token, None, [row, col], api_visibility="undocumented")
     gr.on([token_map.select, error_map.select, surprisal_map.select], inspect_token, None, [row, col, tabs],
           api_visibility="undocumented")

@@ -3,8 +3,7 @@
 An accumulator in the style of TiTok's evaluator (``reset()``, ``update(indices)``,
 ``result()``). It keeps a float64 histogram of the 15,360 ids and the usage curve (codes
 seen against images seen); everything else is derived from the histogram in ``result()``.
-Ids decompose into one integer level per FSQ dimension, dimension 0 least significant
-(``index = d0 + 8*d1 + 64*d2 + 512*d3 + 3072*d4``, see ``qkvae.fsq``).
+Ids decompose into one integer level per FSQ dimension with ``qkvae.fsq.indices_to_digits``.
 """
 
 import math
@@ -35,19 +34,13 @@ def code_counts(indices, codebook_size: int) -> np.ndarray:
     return np.bincount(ids, minlength=codebook_size)
 
 
-def digits(indices, levels=DEFAULT_LEVELS) -> np.ndarray:
-    """Ids (...) -> integer levels (..., D), each in 0..levels[d]-1."""
-    basis = fsq.basis(levels).numpy()
-    return (as_indices(indices)[..., None] // basis) % np.asarray(levels)
-
-
 def level_histograms(indices, levels=DEFAULT_LEVELS, weights=None) -> list[np.ndarray]:
     """Per FSQ dimension, how many tokens sit at each level: a list of D arrays of length levels[d].
 
     With ``weights`` (one per id in ``indices``), each id counts ``weights`` times, which turns a
     histogram over ids (``indices = arange(codebook_size)``) into level histograms.
     """
-    d = digits(indices, levels).reshape(-1, len(levels))
+    d = fsq.indices_to_digits(as_indices(indices), levels).reshape(-1, len(levels))
     w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     return [np.bincount(d[:, k], weights=w, minlength=n) for k, n in enumerate(levels)]
 

@@ -26,14 +26,15 @@ from PIL import Image
 
 from analysis import plots
 from analysis.codebook import CodebookStats
-from analysis.inputs import BATCH_SIZE, CLI_ERRORS, encode_images, load_fitted, reconstruct_images
 from analysis.ood_images import ood_images
 from analysis.rate import JPEG_QUALITIES, jpeg_curve
-from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, auroc, load_reference,
-                                ood_score, ood_verdict, token_probabilities, weights_fingerprint)
+from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, ReferenceFileError, auroc,
+                                load_reference, ood_score, ood_verdict, token_probabilities, weights_fingerprint)
 from analysis.report import image_summary
 from analysis.stability import precision_agreement, token_agreement
+from qkvae import INPUT_ERRORS
 from qkvae.image import to_tensor
+from qkvae.pipeline import BATCH_SIZE, SetReconstruction, encode_images, load_fitted, reconstruct_set
 from qkvae.weights import load_qkvae
 
 GRID_IMAGES = 16
@@ -109,10 +110,11 @@ def ood_summary(data_scores: list[dict], ood_names, out_scores: list[dict], thre
     return summary
 
 
-def model_pass(model, rgb, ood_rgb, batch_size=BATCH_SIZE, precision_images=PRECISION_IMAGES) -> dict:
-    """Every model call, batched: ids, reconstructions, re-encode agreement, bf16 check, OOD ids."""
+def model_pass(model, reconstructed: SetReconstruction, ood_rgb, batch_size=BATCH_SIZE,
+               precision_images=PRECISION_IMAGES) -> dict:
+    """The model calls after the reconstruction, batched: re-encode agreement, bf16 check, OOD ids."""
     start = time.perf_counter()
-    indices, recons = reconstruct_images(model, rgb, batch_size)
+    rgb, indices, recons = reconstructed.originals, reconstructed.indices, reconstructed.reconstructions
     out = {
         "indices": indices,
         "recons": recons,
@@ -132,7 +134,7 @@ def image_entries(names, rgb, passed: dict, probs, thresholds, config) -> list[d
     bf16 = passed["bf16"] or {}
     images = []
     for i, name in enumerate(names):
-        summary, _ = image_summary(rgb[i], passed["recons"][i], passed["indices"][i], probs, thresholds, config)
+        summary = image_summary(rgb[i], passed["recons"][i], passed["indices"][i], probs, thresholds, config).to_json()
         summary["stability"] = {"reencode": passed["reencode"][i]}
         if bf16 and i < len(bf16["agreement"]):
             summary["stability"]["bf16"] = {k: v[i] for k, v in bf16.items()}
@@ -178,17 +180,19 @@ def aggregate(images: list[dict], passed: dict, codebook: dict, jpeg_points) -> 
     return summary
 
 
-def evaluate(model, names, rgb, reference=None, ood=None, batch_size=BATCH_SIZE,
+def evaluate(model, reconstructed: SetReconstruction, reference=None, ood=None, batch_size=BATCH_SIZE,
              precision_images=PRECISION_IMAGES) -> tuple[dict, dict]:
-    """Evaluate uint8 (N, 96, 96, 3) images; returns (results, pictures: name -> Figure or uint8 array).
+    """Evaluate a reconstructed set (``qkvae.pipeline.reconstruct_set``); returns (results,
+    pictures: name -> Figure or uint8 array).
 
     ``reference`` is a ``load_reference`` dict (None: no OOD figures); ``ood`` is (names, images)
     of out-of-distribution images for the AUROC.
     """
     start = time.perf_counter()
     config = model.config
+    names, rgb = reconstructed.names, reconstructed.originals
     ood_names, ood_rgb = ood if ood is not None and reference is not None else ([], rgb[:0])
-    passed = model_pass(model, rgb, ood_rgb, batch_size, precision_images)
+    passed = model_pass(model, reconstructed, ood_rgb, batch_size, precision_images)
     probs = token_probabilities(reference["counts"]) if reference is not None else None
     thresholds = (reference or {}).get("ood_thresholds", DEFAULT_OOD_THRESHOLDS)
     images = image_entries(names, rgb, passed, probs, thresholds, config)
@@ -243,12 +247,15 @@ def load_ood(choice: str, size: int):
     """The OOD set for the AUROC: "builtin" (``analysis.ood_images``), "none", or a folder."""
     if choice == "none":
         return None
-    return ood_images(size) if choice == "builtin" else load_fitted(choice, size)
+    if choice == "builtin":
+        return ood_images(size)
+    fitted = load_fitted(choice, size)
+    return fitted.names, fitted.images
 
 
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="image folder or STL-10 .bin file")
+    p.add_argument("--data", required=True, help="image source: folder, .txt list, STL-10 *_X.bin or stl10_binary/, Parquet")
     p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
     p.add_argument("--out", default="runs/evaluate", help="output folder")
     p.add_argument("--reference", default=None,
@@ -276,13 +283,16 @@ def _reference_for(path, weights_sha256: str) -> tuple[dict | None, dict]:
 
 def run(args) -> tuple[dict, Path]:
     model = load_qkvae(args.weights, device=args.device)
-    names, rgb = load_fitted(args.data, model.config.image_size)
+    images = reconstruct_set(model, args.data, args.batch_size)
     weights_name, weights_sha256 = weights_fingerprint(model)
     reference, provenance = _reference_for(args.reference, weights_sha256)
     ood = load_ood(args.ood, model.config.image_size)
-    results, pictures = evaluate(model, names, rgb, reference, ood, args.batch_size, args.precision_images)
+    results, pictures = evaluate(model, images, reference, ood, args.batch_size, args.precision_images)
     results["setup"] = {"data": Path(args.data).name, "weights": weights_name, "weights_sha256": weights_sha256,
-                        "device": str(model.device), "ood": args.ood, **provenance}
+                        "device": str(model.device), "ood": args.ood, **provenance,
+                        "skipped": [{"name": s.name, "reason": s.reason} for s in images.skipped]}
+    for s in images.skipped:
+        print(f"warning: skipped {s.name}: {s.reason}", file=sys.stderr)
     return results, write_outputs(results, pictures, args.out)
 
 
@@ -291,7 +301,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         results, out = run(args)
-    except CLI_ERRORS as e:
+    except (*INPUT_ERRORS, ReferenceFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     agg = results["aggregate"]

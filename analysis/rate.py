@@ -7,7 +7,7 @@ Three rates for QKVAE, in bits per image:
 - reference: an ideal arithmetic coder using the reference distribution, ``sum -log2 p``.
 JPEG is Pillow's baseline encoder with its defaults (4:2:0 chroma subsampling, standard
 tables); its size is the whole file, headers included, and its quality is chosen as the
-highest whose file fits the byte budget. Metrics follow ``analysis.metrics``.
+highest whose file fits the byte budget. Metrics follow ``qkvae.metrics``.
 """
 
 import io
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from analysis.codebook import as_indices, code_counts, entropy_bits
-from analysis.metrics import psnr, ssim
+from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAEConfig
 
 JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)  # the RD curve's points

@@ -25,7 +25,8 @@ import numpy as np
 from scipy.stats import rankdata
 
 from analysis.codebook import as_indices, code_counts
-from analysis.inputs import BATCH_SIZE, CLI_ERRORS, InputError, encode_images, load_fitted
+from qkvae import INPUT_ERRORS
+from qkvae.pipeline import BATCH_SIZE, encode_images, load_fitted
 from qkvae.weights import ASSETS, load_qkvae
 
 REFERENCE_PATH = ASSETS / "reference_counts.npz"
@@ -47,7 +48,7 @@ UNUSUAL_PERCENTILE = 95  # above this percentile of the calibration scores an im
 DEFAULT_OOD_THRESHOLDS = (4.21, 5.30)
 
 
-class ReferenceFileError(InputError):
+class ReferenceFileError(ValueError):
     """A reference counts file that is missing or unreadable."""
 
 
@@ -137,10 +138,10 @@ def weights_fingerprint(model) -> tuple[str, str]:
 def build_reference(model, data, calibration, batch_size: int = BATCH_SIZE) -> dict:
     """Count the codes of every image in ``data`` and calibrate the verdict on ``calibration``."""
     weights_name, weights_sha256 = weights_fingerprint(model)  # before the long run: the file may be replaced
-    _, rgb = load_fitted(data, model.config.image_size)
+    rgb = load_fitted(data, model.config.image_size).images
     counts = code_counts(encode_images(model, rgb, batch_size), model.config.codebook_size)
     probs = token_probabilities(counts)
-    _, calibration_rgb = load_fitted(calibration, model.config.image_size)
+    calibration_rgb = load_fitted(calibration, model.config.image_size).images
     calibration_ids = encode_images(model, calibration_rgb, batch_size, desc="calibrating")
     scores = np.array([ood_score(ids, probs)[OOD_SCORE] for ids in calibration_ids])
     return {
@@ -198,7 +199,7 @@ def main(argv=None) -> int:
         model = load_qkvae(args.weights, device=args.device)
         reference = build_reference(model, args.data, args.calibration, args.batch_size)
         out = save_reference(reference, args.out)
-    except CLI_ERRORS as e:
+    except (*INPUT_ERRORS, ReferenceFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     unusual, outside = reference["ood_thresholds"]

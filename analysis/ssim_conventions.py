@@ -2,7 +2,7 @@
 
     python -m analysis.ssim_conventions [--data PATH] [--weights W] [--json FILE]
 
-Our SSIM (``analysis.metrics.ssim``) is fixed. A published SSIM rarely says how it was
+Our SSIM (``qkvae.metrics.ssim``) is fixed. A published SSIM rarely says how it was
 computed, and on 96x96 images the common conventions differ by more than the gaps papers
 argue about. The sharpest trap: scikit-image before 0.20 guessed ``data_range`` from the
 dtype, and for floats that range is [-1, 1], so images in [0, 1] were scored with
@@ -20,12 +20,14 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from analysis.inputs import CLI_ERRORS, load_fitted, reconstruct_images
-from analysis.metrics import WANG_SSIM, psnr, ssim
+from qkvae import INPUT_ERRORS
+from qkvae.metrics import SSIM_SIGMA, psnr, ssim
+from qkvae.pipeline import reconstruct_set
 from qkvae.weights import load_qkvae
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
 BLUR_SIGMAS = (0.5, 0.6)
+WANG_SSIM = {"gaussian_weights": True, "sigma": SSIM_SIGMA, "use_sample_covariance": False}  # ours, in skimage's words
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -81,7 +83,7 @@ def format_report(result: dict) -> str:
 
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis.ssim_conventions", description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data/stl10-samples", help="image folder or STL-10 .bin file")
+    p.add_argument("--data", default="../shared/data/stl10-samples", help="image source: folder, .txt list, STL-10 *_X.bin, Parquet")
     p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return p.parse_args(argv)
@@ -91,13 +93,12 @@ def main(argv=None) -> int:
     args = setup_args(argv)
     try:
         model = load_qkvae(args.weights)
-        _, rgb = load_fitted(args.data, model.config.image_size)
-    except CLI_ERRORS as e:
+        images = reconstruct_set(model, args.data)
+    except INPUT_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    _, reconstructions = reconstruct_images(model, rgb)
-    result = report(rgb, reconstructions)
-    print(f"{len(rgb)} images from {args.data}\n{format_report(result)}")
+    result = report(images.originals, images.reconstructions)
+    print(f"{len(images.names)} images from {args.data}\n{format_report(result)}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -9,8 +9,8 @@ Callers that already hold ``indices`` and ``x_hat`` pass them to skip the fp32 e
 import numpy as np
 import torch
 
-from analysis.metrics import psnr
 from qkvae.image import to_tensor, to_uint8
+from qkvae.metrics import psnr
 
 
 def token_agreement(a, b) -> np.ndarray:

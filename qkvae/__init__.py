@@ -9,12 +9,16 @@
 
 from qkvae.image import ImageError, load_image, save_png
 from qkvae.model import QKVAE, QKVAEConfig
-from qkvae.pipeline import reconstruct, reconstruction_psnr
+from qkvae.pipeline import reconstruct, reconstruct_set, reconstruction_psnr
+from qkvae.sources import SourceError, open_source
 from qkvae.tokens import TokenError, load_tokens, lm_sequence, save_tokens
 from qkvae.weights import WeightsError, load_qkvae, save_qkvae
 
 __all__ = [
     "QKVAE", "QKVAEConfig", "load_qkvae", "save_qkvae", "load_image", "save_png",
     "reconstruct", "reconstruction_psnr", "load_tokens", "save_tokens", "lm_sequence",
-    "ImageError", "TokenError", "WeightsError",
+    "open_source", "reconstruct_set", "ImageError", "SourceError", "TokenError", "WeightsError", "INPUT_ERRORS",
 ]
+
+# What bad input raises anywhere in the package; the CLIs report these in one line and exit 2.
+INPUT_ERRORS = (ImageError, SourceError, TokenError, WeightsError, OSError)

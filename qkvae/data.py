@@ -1,4 +1,4 @@
-"""Training and evaluation images: image folders, STL-10 binaries, and the random-crop sampler.
+"""Training images: a whole source decoded into memory, and the random-crop sampler.
 
 Images are decoded into memory once, as uint8 HxWx3 arrays. The sampler draws square crops
 covering most of the short side and resizes them to 96x96 with an antialiasing filter, which
@@ -6,60 +6,28 @@ makes larger photos look like STL-10 (itself 96x96 downsamples of ImageNet photo
 """
 
 import math
-from collections.abc import Iterable
-from pathlib import Path
+import sys
 
 import numpy as np
 from PIL import Image
 
-from qkvae.image import open_rgb
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-STL10_SIDE = 96
+from qkvae.sources import open_source, read_all
 
 
-def list_images(folder) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"no images found in {folder}")
-    return paths
-
-
-def read_stl10_bin(path, limit: int | None = None) -> np.ndarray:
-    """An STL-10 ``*_X.bin`` file -> uint8 (N, 96, 96, 3), its first ``limit`` images if given.
-
-    The file stores each image column-major. Only the images asked for are read.
-    """
-    per_image = 3 * STL10_SIDE * STL10_SIDE
-    size = Path(path).stat().st_size
-    if size == 0 or size % per_image:
-        raise ValueError(f"{path} is not an STL-10 image file ({size} bytes)")
-    count = size // per_image if limit is None else min(limit, size // per_image)
-    raw = np.fromfile(path, dtype=np.uint8, count=count * per_image)
-    return raw.reshape(-1, 3, STL10_SIDE, STL10_SIDE).transpose(0, 3, 2, 1).copy()
-
-
-def image_source(source, limit: int | None = None) -> tuple[list[str], Iterable[np.ndarray]]:
-    """Names and uint8 RGB arrays (decoded lazily, one at a time, for a folder) from an image
-    folder or an STL-10 ``.bin`` file; its first ``limit`` images if given."""
-    source = Path(source)
-    if source.suffix == ".bin":
-        images = read_stl10_bin(source, limit)
-        return [f"{source.stem}_{i:05d}" for i in range(len(images))], images
-    paths = list_images(source)[:limit]
-    return [p.name for p in paths], (np.asarray(open_rgb(p)) for p in paths)
-
-
-def load_images(source, limit: int | None = None) -> tuple[list[str], list[np.ndarray]]:
-    """Names and uint8 RGB arrays from an image folder or an STL-10 ``.bin`` file, all in memory."""
-    names, images = image_source(source, limit)
-    return names, list(images)
+def load_images(source) -> tuple[list[str], list[np.ndarray]]:
+    """Names and full-size uint8 RGB arrays of every decodable image of ``source`` (any spec
+    ``qkvae.sources.open_source`` takes), all in memory; each undecodable entry is reported on
+    stderr and skipped."""
+    skipped = []
+    items = list(read_all(open_source(source), skipped))
+    for entry in skipped:
+        print(f"warning: skipped {entry.name}: {entry.reason}", file=sys.stderr)
+    return [item.name for item in items], [item.rgb for item in items]
 
 
 def source_weights(names: list[str]) -> np.ndarray:
     """Sampling probabilities giving each source (the file-name prefix before '_') an equal share."""
-    sources = [n.split("_", 1)[0] for n in names]
+    sources = [n.rsplit("/", 1)[-1].split("_", 1)[0] for n in names]
     counts = {s: sources.count(s) for s in set(sources)}
     w = np.array([1.0 / (counts[s] * len(counts)) for s in sources])
     return w / w.sum()

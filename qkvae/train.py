@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from analysis.inputs import load_fitted, reconstruct_images
-from analysis.metrics import psnr, ssim
 from qkvae.data import RandomCropSampler, load_images, source_weights
 from qkvae.image import to_tensor
 from qkvae.loss import reconstruction_loss
 from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
+from qkvae.pipeline import reconstruct_set
+from qkvae.sources import SourceError
 from qkvae.weights import WeightsError, default_device, load_qkvae, save_qkvae
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -43,9 +43,9 @@ LOG_EVERY = 50
 
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m qkvae.train", description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data/train", help="image folder or STL-10 train_X.bin")
+    p.add_argument("--data", default="../shared/data/train", help="image source: folder, .txt list, STL-10 train_X.bin, Parquet")
     p.add_argument("--eval", nargs="*", default=["../shared/data/stl10-samples", "../shared/data/val"],
-                   help="folders or .bin files to report PSNR/SSIM on at the end")
+                   help="image sources to report PSNR/SSIM on at the end")
     p.add_argument("--out", default="runs/qkvae-1m", help="folder for checkpoint, log and weights")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=32)
@@ -141,15 +141,13 @@ def truncate_log(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in keep))
 
 
-def evaluate(model: QKVAE, source) -> dict:
-    """Mean PSNR/SSIM (8-bit convention of analysis.metrics) of 96x96 resized images."""
-    _, rgb = load_fitted(source, model.config.image_size)
+def eval_record(model: QKVAE, source) -> dict:
+    """Mean PSNR/SSIM (``qkvae.metrics``) of ``source``'s images resized to 96x96, for eval.json."""
     model.eval()
-    _, recons = reconstruct_images(model, rgb)
+    result = reconstruct_set(model, source)
     model.train()
-    return {"source": str(source), "images": len(rgb),
-            "psnr": float(np.mean([psnr(p, q) for p, q in zip(rgb, recons, strict=True)])),
-            "ssim": float(np.mean([ssim(p, q) for p, q in zip(rgb, recons, strict=True)]))}
+    return {"source": str(source), "images": len(result.names), "skipped": len(result.skipped),
+            "psnr": float(result.psnr.mean()), "ssim": float(result.ssim.mean())}
 
 
 def main(argv=None) -> None:
@@ -161,7 +159,10 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(args.seed)
-    names, images = load_images(args.data)
+    try:
+        names, images = load_images(args.data)
+    except SourceError as e:
+        sys.exit(f"error: {e}")
     sampler = RandomCropSampler(images, weights=source_weights(names), seed=args.seed)
     model = initial_model(args.init, device)
     opt, sched = build_optimizer(model, args.steps, args.lr)
@@ -198,7 +199,7 @@ def main(argv=None) -> None:
     bar.close()
 
     save_qkvae(model, out)
-    report = [evaluate(model, source) for source in args.eval]
+    report = [eval_record(model, source) for source in args.eval]
     (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     for r in report:
         print(f"{r['source']}: {r['images']} images, PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}")

@@ -1,8 +1,8 @@
-"""The Dataset tab's computation: find the STL-10 images, reconstruct them, rank them by error.
+"""The Dataset tab's computation: open the STL-10 images, reconstruct them, rank them by error.
 
-The source is an image folder (``../shared/data/stl10-samples`` by default), an STL-10
-``*_X.bin`` file, or the ``stl10_binary/`` folder holding such files (``test_X.bin`` is used
-when present). The first ``MAX_IMAGES`` images are evaluated.
+The source is anything ``qkvae.open_source`` opens (``../shared/data/stl10-samples`` by default,
+an STL-10 ``*_X.bin``, the ``stl10_binary/`` folder, Parquet files). The first ``MAX_IMAGES``
+images are evaluated.
 """
 
 from dataclasses import dataclass
@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from analysis.codebook import CodebookStats
-from analysis.inputs import InputError, load_fitted, reconstruct_images
-from analysis.metrics import psnr
-from qkvae import QKVAE
+from qkvae import QKVAE, SourceError, open_source
+from qkvae.pipeline import SetReconstruction, reconstruct_set
 
 MAX_IMAGES = 512
 ORDERS = ("file order", "worst first", "best first")
@@ -21,20 +20,9 @@ ORDERS = ("file order", "worst first", "best first")
 
 @dataclass(frozen=True)
 class DatasetEval:
-    source: Path
-    names: list[str]
-    originals: np.ndarray  # (N, 96, 96, 3) uint8
-    reconstructions: np.ndarray  # (N, 96, 96, 3) uint8
-    psnrs: np.ndarray  # (N,) dB
-    codebook: dict  # analysis.codebook.CodebookStats.result() over all N images
-
-
-def find_source(path: Path) -> Path:
-    """The file or folder to read: ``path`` itself, or the ``*_X.bin`` inside an ``stl10_binary/`` folder."""
-    bins = sorted(path.glob("*_X.bin")) if path.is_dir() else []
-    if not bins:
-        return path
-    return next((b for b in bins if b.name == "test_X.bin"), bins[0])
+    source: str  # where the images came from
+    images: SetReconstruction
+    codebook: dict  # analysis.codebook.CodebookStats.result() over all images
 
 
 def missing_message(path: Path) -> str:
@@ -42,24 +30,20 @@ def missing_message(path: Path) -> str:
     return (
         f"No STL-10 images found at `{path}`. Put 96x96 STL-10 images (PNG or JPEG) in that folder, "
         "or set the environment variable `QKVAE_DATA` to an image folder, an STL-10 `*_X.bin` file, "
-        "or the `stl10_binary/` folder, then restart the app."
+        "the `stl10_binary/` folder or Parquet files, then restart the app."
     )
 
 
-def evaluate(model: QKVAE, path: Path) -> DatasetEval:
-    """Reconstruct the dataset at ``path``; raises ``InputError`` (saying where to put the data) or ``ImageError``."""
-    source = find_source(path)
+def reconstruct_dataset(model: QKVAE, path: Path) -> DatasetEval:
+    """Reconstruct the dataset at ``path``; raises ``SourceError`` saying where to put the data."""
     try:
-        names, originals = load_fitted(source, model.config.image_size, limit=MAX_IMAGES)
-    except InputError:
-        raise InputError(missing_message(path)) from None
-    indices, recons = reconstruct_images(model, originals)
+        source = open_source(path)
+    except SourceError:
+        raise SourceError(missing_message(path)) from None
+    images = reconstruct_set(model, source, limit=MAX_IMAGES)
     stats = CodebookStats(model.config.levels, model.config.num_tokens)
-    stats.update(indices)
-    return DatasetEval(
-        source=source, names=names, originals=originals, reconstructions=recons,
-        psnrs=np.array([psnr(a, b) for a, b in zip(originals, recons, strict=True)]), codebook=stats.result(),
-    )
+    stats.update(images.indices)
+    return DatasetEval(source=source.description, images=images, codebook=stats.result())
 
 
 def ranked(result: DatasetEval, order: str, count: int = 16) -> np.ndarray:
@@ -67,8 +51,8 @@ def ranked(result: DatasetEval, order: str, count: int = 16) -> np.ndarray:
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
     if order == "file order":
-        positions = np.arange(len(result.names))
+        positions = np.arange(len(result.images.names))
     else:
-        positions = np.argsort(result.psnrs, kind="stable")
+        positions = np.argsort(result.images.psnr, kind="stable")
         positions = positions if order == "worst first" else positions[::-1]
     return positions[:count]

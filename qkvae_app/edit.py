@@ -1,19 +1,12 @@
-"""Token surgery: read one token's FSQ levels and move one dimension up or down a level.
+"""Token surgery: move one FSQ dimension of one token up or down a level.
 
-With levels (8, 8, 8, 6, 5) an id is the mixed-radix number ``d0 + 8*d1 + 64*d2 + 512*d3 +
-3072*d4`` (dimension 0 least significant, see ``qkvae.fsq``), so moving dimension ``k`` by one
-level adds or subtracts ``basis[k]`` as long as the level stays in ``0..L_k-1``.
+An id is the mixed-radix number of its FSQ digits (``qkvae.fsq.indices_to_digits``), so moving
+dimension ``k`` by one level adds or subtracts ``basis[k]`` as long as the level stays in ``0..L_k-1``.
 """
 
 import numpy as np
 
 from qkvae import fsq
-
-
-def token_levels(index: int, levels) -> tuple[int, ...]:
-    """The integer level ``0..L-1`` of each FSQ dimension for one token id."""
-    b = fsq.basis(levels).numpy()
-    return tuple(int(d) for d in (int(index) // b) % np.asarray(levels))
 
 
 def nudge_token(grid: np.ndarray, row: int, col: int, dim: int, step: int, levels) -> np.ndarray:
@@ -27,7 +20,7 @@ def nudge_token(grid: np.ndarray, row: int, col: int, dim: int, step: int, level
         raise ValueError(f"token ({row}, {col}) is outside the {h}x{w} grid")
     if not 0 <= dim < len(levels):
         raise ValueError(f"FSQ dimension must be 0..{len(levels) - 1}, not {dim}")
-    level = token_levels(grid[row, col], levels)[dim] + step
+    level = int(fsq.indices_to_digits(grid[row, col], levels)[dim]) + step
     if not 0 <= level < levels[dim]:
         raise ValueError(
             f"dimension {dim} of token ({row}, {col}) cannot go to level {level}: "

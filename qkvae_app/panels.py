@@ -8,7 +8,7 @@ from html import escape
 import numpy as np
 
 from analysis.reference import OOD_SCORE
-from qkvae_app.edit import token_levels
+from qkvae import fsq
 
 SCORE_NAMES = {"mean_surprisal": "mean surprisal", "kl": "KL of its token histogram from the reference"}
 VERDICT_CLASS = {"in distribution": "qk-ok", "unusual": "qk-warn", "out of distribution": "qk-bad"}
@@ -41,14 +41,14 @@ def reference_note(reference: dict | None, error: str | None, weights_sha256: st
     return note
 
 
-def ood_html(report: dict, thresholds, score_name: str = OOD_SCORE) -> str:
+def ood_html(report, thresholds, score_name: str = OOD_SCORE) -> str:
     """The OOD score against the STL-10 reference, with its verdict in words.
 
     The headline is ``score_name``, the score the verdict thresholds apply to; the other score is noted.
     """
-    if "ood_score" not in report:
+    if report.summary.ood_score is None:
         return '<div class="qk-card"><h4>Out-of-distribution score</h4><p>Unavailable: no reference token statistics are loaded.</p></div>'
-    score = report["ood_score"]
+    score = report.summary.ood_score
     label, _, words = score["verdict"].partition(": ")
     unusual, outside = thresholds
     others = "; ".join(f"{SCORE_NAMES[k]} {v:.2f}" for k, v in score.items() if k in SCORE_NAMES and k != score_name)
@@ -61,9 +61,9 @@ def ood_html(report: dict, thresholds, score_name: str = OOD_SCORE) -> str:
     )
 
 
-def rate_html(report: dict) -> str:
+def rate_html(report) -> str:
     """Bits per image: fixed-width ids, entropy bounds, and JPEG at the same number of bytes."""
-    rate, pixels = report["rate"], report["original"].shape[0] * report["original"].shape[1]
+    rate, pixels = report.summary.rate, report.original.shape[0] * report.original.shape[1]
     rows = [("QKVAE ids, fixed width", rate["nominal_bits"]),
             ("entropy, this image's histogram", rate["own_entropy_bits"])]
     if "reference_bits" in rate:
@@ -78,14 +78,14 @@ def rate_html(report: dict) -> str:
         f'<tr><td>JPEG q{jpeg["quality"]}{fits}</td><td>{8 * jpeg["bytes"]:,}</td><td>{jpeg["bytes"]:,}</td>'
         f'<td>{jpeg["bits_per_pixel"]:.2f}</td></tr></table>'
         f'<p class="qk-note">At equal bytes JPEG reaches {jpeg["psnr"]:.2f} dB / SSIM {jpeg["ssim"]:.3f}; '
-        f'QKVAE {report["psnr"]:.2f} dB / SSIM {report["ssim"]:.3f}.</p></div>'
+        f'QKVAE {report.summary.psnr:.2f} dB / SSIM {report.summary.ssim:.3f}.</p></div>'
     )
 
 
 def token_html(grid: np.ndarray, edited: np.ndarray, row: int, col: int, levels) -> str:
     """The selected token's id and FSQ levels, before and after editing."""
     def describe(index):
-        digits = token_levels(index, levels)
+        digits = fsq.indices_to_digits(index, levels).tolist()
         cells = "".join(f"<td>{d}<small>/{n - 1}</small></td>" for d, n in zip(digits, levels, strict=True))
         return f"<td><b>{int(index)}</b></td>{cells}"
 
@@ -102,9 +102,10 @@ def token_html(grid: np.ndarray, edited: np.ndarray, row: int, col: int, levels)
 
 def dataset_html(result) -> str:
     """How many images, their PSNR spread, and how much of the codebook they use."""
-    cb, p = result.codebook, result.psnrs
+    cb, p = result.codebook, result.images.psnr
+    skipped = f" ({len(result.images.skipped)} unreadable, skipped)" if result.images.skipped else ""
     return (
-        f'<div class="qk-card"><p><b>{len(result.names)}</b> images from <code>{escape(str(result.source))}</code>: '
+        f'<div class="qk-card"><p><b>{len(result.images.names)}</b> images from <code>{escape(result.source)}</code>{skipped}: '
         f"PSNR mean {p.mean():.2f} dB, min {p.min():.2f}, max {p.max():.2f}. "
         f"Codebook: {cb['codes_seen']:,} of {cb['counts'].size:,} codes used ({cb['usage']:.1%}), "
         f"entropy {cb['entropy_bits']:.2f} of {cb['max_entropy_bits']:.2f} bits, perplexity {cb['perplexity']:,.0f}.</p></div>"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.codebook import CodebookStats, code_counts, digits, entropy_bits, extreme_share, level_histograms
+from analysis.codebook import CodebookStats, code_counts, entropy_bits, extreme_share, level_histograms
 
 LEVELS = (8, 8, 8, 6, 5)
 
@@ -14,12 +14,6 @@ LEVELS = (8, 8, 8, 6, 5)
 def index(d):
     """The id of integer levels d = (d0..d4), dimension 0 least significant."""
     return d[0] + 8 * d[1] + 64 * d[2] + 512 * d[3] + 3072 * d[4]
-
-
-def test_digits_invert_the_mixed_radix_index():
-    d = [(0, 0, 0, 0, 0), (7, 0, 0, 0, 0), (1, 2, 3, 4, 4), (7, 7, 7, 5, 4)]
-    np.testing.assert_array_equal(digits([index(x) for x in d], LEVELS), d)
-    assert index(d[-1]) == 15359
 
 
 def test_level_histograms_of_hand_made_indices():

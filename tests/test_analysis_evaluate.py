@@ -19,6 +19,7 @@ from PIL import Image
 
 from analysis import evaluate, plots, reference
 from qkvae.model import QKVAE
+from qkvae.pipeline import FittedImages, reconstruct_set
 from qkvae.weights import save_qkvae
 
 GOLDEN = Path(__file__).parent / "golden" / "analysis_results.json"
@@ -147,8 +148,9 @@ def test_the_80_stl10_samples(tmp_path, weights_dir):
 
 
 def test_without_a_reference_the_ood_figures_are_left_out(model, rgb):
-    images = np.stack([rgb, rgb[::-1]])
-    results, pictures = evaluate.evaluate(model, ["a", "b"], images, reference=None, ood=None, precision_images=0)
+    images = FittedImages(["a", "b"], np.stack([rgb, rgb[::-1]]), None, [])
+    results, pictures = evaluate.evaluate(model, reconstruct_set(model, images), reference=None, ood=None,
+                                          precision_images=0)
     agg = results["aggregate"]
     assert "ood" not in agg and "reference_bits" not in agg["rate"] and "bf16" not in agg["stability"]
     assert "ood_score" not in results["images"][0]
@@ -158,8 +160,9 @@ def test_without_a_reference_the_ood_figures_are_left_out(model, rgb):
 
 def test_more_images_than_the_grid_are_all_in_the_means_and_16_in_the_grid(model, rgb):
     images = np.stack([np.roll(rgb, 5 * k, axis=1) for k in range(evaluate.GRID_IMAGES + 2)])
-    names = [f"im{k}" for k in range(len(images))]
-    results, pictures = evaluate.evaluate(model, names, images, reference=None, ood=None, precision_images=0)
+    images = FittedImages([f"im{k}" for k in range(len(images))], images, None, [])
+    results, pictures = evaluate.evaluate(model, reconstruct_set(model, images), reference=None, ood=None,
+                                          precision_images=0)
     per_image = results["images"]
     assert results["aggregate"]["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in per_image]))
     assert results["aggregate"]["ssim"]["mean"] == pytest.approx(np.mean([im["ssim"] for im in per_image]))

@@ -1,4 +1,4 @@
-"""analysis.report.analyze_image on the seeded random-init model: every key, consistent figures."""
+"""analysis.report.analyze_image on the seeded random-init model: every field, consistent figures."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.metrics import psnr
+from qkvae.metrics import psnr
 from analysis.rate import nominal_bits
 from analysis.reference import token_probabilities
 from analysis.report import analyze_image
@@ -21,45 +21,45 @@ def report(model, rgb):
 
 
 def test_maps_and_arrays_have_the_documented_shapes(report, rgb):
-    assert report["indices"].shape == (48, 48) and report["indices"].dtype == np.int64
-    assert report["x_hat"].shape == (3, 96, 96)
-    for key in ("original", "reconstruction", "jpeg_rgb"):
-        assert report[key].shape == (96, 96, 3) and report[key].dtype == np.uint8
-    np.testing.assert_array_equal(report["original"], rgb)
-    assert report["pixel_error"].shape == (96, 96) and report["token_error"].shape == (48, 48)
-    assert report["surprisal"].shape == (48, 48)
+    assert report.indices.shape == (48, 48) and report.indices.dtype == np.int64
+    assert report.x_hat.shape == (3, 96, 96)
+    for image in (report.original, report.reconstruction, report.summary.jpeg_rgb):
+        assert image.shape == (96, 96, 3) and image.dtype == np.uint8
+    np.testing.assert_array_equal(report.original, rgb)
+    assert report.pixel_error.shape == (96, 96) and report.token_error.shape == (48, 48)
+    assert report.surprisal.shape == (48, 48)
 
 
 def test_figures_agree_with_the_model_and_the_metrics(report, model, rgb):
     ids = model.encode(to_tensor(rgb)[None]).reshape(48, 48).numpy()
-    np.testing.assert_array_equal(report["indices"], ids)
-    assert report["psnr"] == pytest.approx(psnr(rgb, report["reconstruction"]))
-    assert report["pixel_error"].mean() == pytest.approx(report["token_error"].mean(), rel=1e-5)
+    np.testing.assert_array_equal(report.indices, ids)
+    assert report.summary.psnr == pytest.approx(psnr(rgb, report.reconstruction))
+    assert report.pixel_error.mean() == pytest.approx(report.token_error.mean(), rel=1e-5)
     # a uniform reference: every token costs log2(15360) bits, as many as a fixed-width id
-    np.testing.assert_allclose(report["surprisal"], math.log2(15360))
-    assert report["rate"]["reference_bits"] == pytest.approx(nominal_bits())
-    own = report["rate"]["own_entropy_bits"] / 2304
-    assert report["ood_score"]["kl"] == pytest.approx(math.log2(15360) - own)
-    assert report["ood_score"]["verdict"].startswith("unusual")  # KL >= 13.9 - log2(2304) > 1
+    np.testing.assert_allclose(report.surprisal, math.log2(15360))
+    assert report.summary.rate["reference_bits"] == pytest.approx(nominal_bits())
+    own = report.summary.rate["own_entropy_bits"] / 2304
+    assert report.summary.ood_score["kl"] == pytest.approx(math.log2(15360) - own)
+    assert report.summary.ood_score["verdict"].startswith("unusual")  # KL >= 13.9 - log2(2304) > 1
 
 
 def test_rate_jpeg_and_codebook_and_stability(report):
-    rate = report["rate"]
+    rate = report.summary.rate
     assert rate["nominal_bits"] == pytest.approx(32041.48, abs=0.01)
     assert rate["jpeg_equal_bytes"]["bytes"] <= rate["nominal_bits"] / 8
     assert "rgb" not in rate["jpeg_equal_bytes"]
-    assert report["codebook"]["num_images"] == 1 and report["codebook"]["num_tokens"] == 2304
-    assert report["codebook"]["codes_seen"] == len(np.unique(report["indices"]))
-    assert 0.0 <= report["stability"]["reencode"] <= 1.0
-    assert "precision" not in report["stability"]
+    assert report.codebook["num_images"] == 1 and report.codebook["num_tokens"] == 2304
+    assert report.codebook["codes_seen"] == len(np.unique(report.indices))
+    assert 0.0 <= report.stability["reencode"] <= 1.0
+    assert "precision" not in report.stability
 
 
-def test_without_a_reference_or_stability_the_keys_are_left_out(model, rgb):
+def test_without_a_reference_or_stability_those_fields_are_none(model, rgb):
     r = analyze_image(model, to_tensor(rgb), None, stability=False)
-    assert not {"surprisal", "ood_score", "stability"} & set(r)
-    assert "reference_bits" not in r["rate"]
+    assert r.surprisal is None and r.summary.ood_score is None and r.stability is None
+    assert "reference_bits" not in r.summary.rate and "ood_score" not in r.summary.to_json()
 
 
 def test_analyze_image_does_not_need_gradients(model, rgb):
     with torch.inference_mode():
-        assert analyze_image(model, to_tensor(rgb), UNIFORM)["indices"].shape == (48, 48)
+        assert analyze_image(model, to_tensor(rgb), UNIFORM).indices.shape == (48, 48)

@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from analysis.metrics import PSNR_CAP, ssim
+from qkvae.metrics import PSNR_CAP, ssim
 from analysis.ssim_conventions import CONVENTIONS, blurred, by_convention, main, report
 
 DATA_RANGE_2 = "floats in [0, 1], data_range 2 (scikit-image < 0.20 default), 7x7 uniform, R, G, B"

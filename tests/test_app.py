@@ -17,12 +17,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from analysis import plots
-from analysis.metrics import psnr, ssim
+from qkvae.metrics import psnr, ssim
 from analysis.reference import save_reference
 from qkvae import fsq, load_image, load_tokens
 from qkvae.image import to_uint8
 from qkvae.tokens import lm_sequence
-from qkvae_app.edit import token_levels
 from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT, Settings
 
 
@@ -151,7 +150,7 @@ def test_clicking_and_nudging_a_token(app, photo):
     assert app.select_token(gr.SelectData(None, {"index": [305, 105], "value": None})) == (10, 30)
     row, col, tabs = app.inspect_token(gr.SelectData(None, {"index": [305, 105], "value": None}))
     assert (row, col) == (10, 30) and tabs.selected == "tokens"
-    dim = next(d for d in range(5) if token_levels(edited[24, 24], app.CONFIG.levels)[d] < app.CONFIG.levels[d] - 1)
+    dim = next(d for d in range(5) if fsq.indices_to_digits(edited[24, 24], app.CONFIG.levels)[d] < app.CONFIG.levels[d] - 1)
     new, decoded, change, view, info = app.level_up(tokens, edited, 24, 24, dim)
     assert (new != edited).sum() == 1 and new[24, 24] - edited[24, 24] == fsq.basis(app.CONFIG.levels)[dim]
     assert "1 of 2,304 tokens edited" in info

@@ -9,29 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
-from analysis.inputs import InputError
-from qkvae import QKVAEConfig, load_tokens
+from qkvae import QKVAEConfig, SourceError, load_tokens
 from qkvae import fsq
 from qkvae_app import dataset, files, settings
 from qkvae_app.components import ServedImage
-from qkvae_app.edit import nudge_token, token_levels
+from qkvae_app.edit import nudge_token
 
 LEVELS = QKVAEConfig().levels
-
-
-def test_token_levels_match_fsq_codes():
-    ids = torch.tensor([0, 1, 8, 15359, 4321])
-    codes = fsq.indices_to_codes(ids, LEVELS)  # (5, 5) in [-1, 1]
-    half = torch.tensor(LEVELS) // 2
-    for i, code in zip(ids.tolist(), codes, strict=True):
-        assert token_levels(i, LEVELS) == tuple((code * half + half).round().int().tolist())
 
 
 @pytest.mark.parametrize("dim", range(len(LEVELS)))
 def test_nudge_moves_one_dimension_by_one_level(dim):
     grid = np.full((48, 48), 4321, dtype=np.int64)
     out = nudge_token(grid, 5, 7, dim, -1, LEVELS)
-    before, after = token_levels(grid[5, 7], LEVELS), token_levels(out[5, 7], LEVELS)
+    before, after = fsq.indices_to_digits(grid[5, 7], LEVELS), fsq.indices_to_digits(out[5, 7], LEVELS)
     assert [a - b for a, b in zip(after, before, strict=True)] == [-1 if d == dim else 0 for d in range(len(LEVELS))]
     assert (out != grid).sum() == 1 and grid[5, 7] == 4321  # the input is not modified
 
@@ -62,20 +53,23 @@ def test_load_model_reports_missing_weights(tmp_path, weights_dir):
 
 
 def test_dataset_missing_folder_says_where_to_put_data(model, tmp_path):
-    with pytest.raises(InputError, match="QKVAE_DATA"):
-        dataset.evaluate(model, tmp_path / "absent")
+    with pytest.raises(SourceError, match="QKVAE_DATA"):
+        dataset.reconstruct_dataset(model, tmp_path / "absent")
 
 
 def test_dataset_evaluate_and_rank(model, tmp_path, rgb):
     for k in range(3):
         Image.fromarray(np.roll(rgb, 20 * k, axis=1)).save(tmp_path / f"img{k}.png")
     Image.fromarray(rgb).resize((150, 120)).save(tmp_path / "big.png")  # fitted to 96x96
-    result = dataset.evaluate(model, tmp_path)
-    assert result.originals.shape == result.reconstructions.shape == (4, 96, 96, 3)
-    assert result.psnrs.shape == (4,) and result.codebook["num_images"] == 4
+    (tmp_path / "broken.png").write_bytes(b"not a png")  # reported, not fatal
+    result = dataset.reconstruct_dataset(model, tmp_path)
+    images = result.images
+    assert images.originals.shape == images.reconstructions.shape == (4, 96, 96, 3)
+    assert images.psnr.shape == (4,) and result.codebook["num_images"] == 4
+    assert [s.name for s in images.skipped] == ["broken.png"]
     worst = dataset.ranked(result, "worst first", count=3)
-    assert len(worst) == 3 and np.all(np.diff(result.psnrs[worst]) >= 0)
-    assert list(dataset.ranked(result, "best first")) == list(np.argsort(result.psnrs, kind="stable")[::-1])
+    assert len(worst) == 3 and np.all(np.diff(images.psnr[worst]) >= 0)
+    assert list(dataset.ranked(result, "best first")) == list(np.argsort(images.psnr, kind="stable")[::-1])
     assert list(dataset.ranked(result, "file order")) == [0, 1, 2, 3]
 
 
@@ -84,9 +78,9 @@ def test_dataset_reads_an_stl10_binary_folder(model, tmp_path, rgb):
     folder.mkdir()
     images = np.stack([rgb, rgb[::-1]])  # (2, 96, 96, 3)
     images.transpose(0, 3, 2, 1).tofile(folder / "test_X.bin")  # STL-10 stores images column-major
-    result = dataset.evaluate(model, folder)
-    assert result.source.name == "test_X.bin"
-    np.testing.assert_array_equal(result.originals, images)
+    result = dataset.reconstruct_dataset(model, folder)
+    assert result.source.endswith("test_X.bin")
+    np.testing.assert_array_equal(result.images.originals, images)
 
 
 def test_token_and_lm_files_round_trip(monkeypatch, tmp_path):

@@ -3,6 +3,7 @@
 import itertools
 
 import pytest
+import numpy as np
 import torch
 
 from qkvae import fsq
@@ -74,3 +75,16 @@ def test_bf16_inputs_never_leave_the_codebook():
     assert ids.min() >= 0 and ids.max() <= 15359
     assert torch.equal(ids, fsq.codes_to_indices(fsq.quantize(z.float(), LEVELS), LEVELS))
     assert ids.max() == 15359 and ids.min() == 0
+
+
+def test_digits_invert_the_mixed_radix_index_for_arrays_and_tensors():
+    d = [(0, 0, 0, 0, 0), (7, 0, 0, 0, 0), (1, 2, 3, 4, 4), (7, 7, 7, 5, 4)]
+    ids = [x[0] + 8 * x[1] + 64 * x[2] + 512 * x[3] + 3072 * x[4] for x in d]
+    assert ids[-1] == 15359
+    out = fsq.indices_to_digits(ids, LEVELS)
+    assert isinstance(out, np.ndarray) and out.tolist() == [list(x) for x in d]
+    t = fsq.indices_to_digits(torch.tensor(ids).view(2, 2), LEVELS)
+    assert isinstance(t, torch.Tensor) and t.shape == (2, 2, 5) and t.view(-1, 5).tolist() == [list(x) for x in d]
+    assert fsq.digits_to_indices(out, LEVELS).tolist() == ids
+    everything = torch.arange(15360)
+    assert torch.equal(fsq.digits_to_indices(fsq.indices_to_digits(everything, LEVELS), LEVELS), everything)
