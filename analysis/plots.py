@@ -7,6 +7,7 @@ makes one per request leaks nothing. Error and surprisal maps use fixed scales, 
 colours of two images can be compared.
 """
 
+import itertools
 import math
 from functools import lru_cache
 
@@ -156,4 +157,28 @@ def ood_histogram(scores_in, scores_out, thresholds=None, labels=("in distributi
         ax.axvline(t, color="k", ls="--", lw=1)
     ax.set(xlabel=xlabel, ylabel="images", title=f"AUROC {auroc(scores_in, scores_out):.3f}")
     ax.legend(fontsize=8)
+    return fig
+
+
+CARD_LOSS = {0: 0.3989, 1000: 0.2211, 2000: 0.1610, 3000: 0.1248, 4000: 0.1124, 5000: 0.1033, 6000: 0.0987}
+
+
+def loss_curve(records: list[dict], done: int, total: int) -> Figure:
+    """Our logged loss (per step and 50-step mean) against the card's published points, with
+    a dotted line where a resumed part of the run changed precision."""
+    fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    steps = [r["step"] for r in records]
+    ax.plot(steps, [r["loss"] for r in records], lw=0.8, alpha=0.5, label="ours, one batch")
+    ax.plot(steps, [r["mean_loss"] for r in records], lw=1.6, label="ours, mean since last log")
+    ax.plot(list(CARD_LOSS), list(CARD_LOSS.values()), "ko--", ms=4, lw=0.8, label="published card")
+    for before, after in itertools.pairwise(records):
+        if before["precision"] != after["precision"]:  # a resumed part of the run on other hardware
+            ax.axvline(after["step"], color="0.5", lw=0.8, ls=":")
+            ax.annotate(f" {before['precision']} → {after['precision']}", (after["step"], 0.98),
+                        xycoords=("data", "axes fraction"), va="top", fontsize=8, color="0.3")
+    ax.set(xlabel="step", ylabel="loss (L1 + 0.25 MSE + 0.5 Sobel-L1)", yscale="log",
+           xlim=(0, total), title=f"QKVAE-1m training, {done} of {total} steps")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
     return fig

@@ -18,7 +18,9 @@ from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+_PACKAGE = Path(__file__).resolve().parent
+# The shipped weights and statistics: qkvae/assets in an installed package, assets/ in a checkout.
+ASSETS = next((p for p in (_PACKAGE / "assets", _PACKAGE.parent / "assets") if p.is_dir()), _PACKAGE.parent / "assets")
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from analysis.reference import ReferenceFileError, load_reference
 from qkvae import QKVAE, WeightsError, load_qkvae
+from qkvae.weights import ASSETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = REPO_ROOT / "assets" / "examples"
+EXAMPLES_DIR = ASSETS / "examples"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "stl10-samples"
 
 

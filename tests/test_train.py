@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from qkvae import load_qkvae
+from qkvae import QKVAE, load_qkvae, save_qkvae
 from qkvae import train as train_module
-from qkvae.data import RandomCropSampler, load_images, read_stl10_bin, source_weights
-from analysis.metrics import ssim as ssim_metric
+from qkvae.data import RandomCropSampler, load_images, source_weights
+from qkvae.metrics import ssim as ssim_metric
 from qkvae.image import to_tensor
 from qkvae.loss import reconstruction_loss, sobel, ssim
-from qkvae.publish import publish
+from scripts.publish import publish
 
 
 @pytest.fixture(scope="module")
@@ -26,22 +26,6 @@ def image_folder(tmp_path_factory):
         smooth = np.kron(rng.integers(0, 256, (size[1] // 8 + 1, size[0] // 8 + 1, 3)), np.ones((8, 8, 1)))
         Image.fromarray(smooth[: size[1], : size[0]].astype(np.uint8)).save(folder / f"{name}.png")
     return folder
-
-
-def test_stl10_bin_is_column_major(tmp_path):
-    img = np.zeros((96, 96, 3), np.uint8)
-    img[5, 10] = (1, 2, 3)  # row 5, column 10
-    raw = img.transpose(2, 1, 0)  # the file stores channel, then column, then row
-    path = tmp_path / "train_X.bin"
-    np.concatenate([raw.ravel(), raw.ravel()]).tofile(path)
-    out = read_stl10_bin(path)
-    assert out.shape == (2, 96, 96, 3)
-    assert np.array_equal(out[1], img)
-    names, images = load_images(path)
-    assert names[0] == "train_X_00000" and len(images) == 2
-    (tmp_path / "bad.bin").write_bytes(b"\x00" * 1000)
-    with pytest.raises(ValueError, match="not an STL-10 image file"):
-        read_stl10_bin(tmp_path / "bad.bin")
 
 
 def test_source_weights_balance_sources():
@@ -165,15 +149,20 @@ def test_resume_may_change_precision_and_logs_it(image_folder, tmp_path, monkeyp
     assert all(np.isfinite(r["loss"]) for r in records)
 
 
-def test_init_starts_from_the_given_weights_and_rejects_bad_ones(image_folder, tmp_path, weights_dir):
+def test_init_starts_from_the_given_weights_and_rejects_bad_ones(image_folder, tmp_path):
+    # Both runs use seed 1; the init weights are that seed's random init, halved, so only --init can give them.
+    torch.manual_seed(1)
+    seed_init = QKVAE()
+    halved = QKVAE()
+    halved.load_state_dict({k: v / 2 for k, v in seed_init.state_dict().items()})
+    init_dir = save_qkvae(halved, tmp_path / "init")
     argv = _args(image_folder, tmp_path / "tuned", steps=2) + ["--eval", "--lr", "1e-12", "--ssim-weight", "1"]
-    train_module.main(argv + ["--init", str(weights_dir)])
-    tuned, init = load_qkvae(tmp_path / "tuned", device="cpu"), load_qkvae(weights_dir, device="cpu")
-    for name, p in init.state_dict().items():  # a learning rate of 1e-12 leaves the weights where they began
-        torch.testing.assert_close(tuned.state_dict()[name], p, atol=1e-8, rtol=0)
+    train_module.main(argv + ["--init", str(init_dir)])
     train_module.main(_args(image_folder, tmp_path / "fresh", steps=2) + ["--eval", "--lr", "1e-12"])
-    fresh = load_qkvae(tmp_path / "fresh", device="cpu")
-    assert not torch.allclose(fresh.state_dict()["encoder.conv_in.weight"], init.state_dict()["encoder.conv_in.weight"])
+    tuned, fresh = load_qkvae(tmp_path / "tuned", device="cpu"), load_qkvae(tmp_path / "fresh", device="cpu")
+    for name, p in halved.state_dict().items():  # a learning rate of 1e-12 leaves the weights where they began
+        torch.testing.assert_close(tuned.state_dict()[name], p, atol=1e-8, rtol=0)
+        torch.testing.assert_close(fresh.state_dict()[name], seed_init.state_dict()[name], atol=1e-8, rtol=0)
     records = [json.loads(line) for line in (tmp_path / "tuned" / "train_log.jsonl").read_text().splitlines()]
     r = records[0]
     assert -1 < r["ssim"] < 1
