@@ -247,9 +247,7 @@ def load_ood(choice: str, size: int):
     """The OOD set for the AUROC: "builtin" (``analysis.ood_images``), "none", or a folder."""
     if choice == "none":
         return None
-    if choice == "builtin":
-        return ood_images(size)
-    fitted = load_fitted(choice, size)
+    fitted = ood_images(size) if choice == "builtin" else load_fitted(choice, size)
     return fitted.names, fitted.images
 
 
