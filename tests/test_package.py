@@ -37,7 +37,7 @@ def test_no_layer_imports_a_higher_one(layer):
     higher = set(LAYERS[LAYERS.index(layer) + 1:])
     if layer == "qkvae":
         higher |= {"skimage", "matplotlib", "scipy", "gradio", "pandas"}
-    for path in sorted((ROOT / layer).glob("*.py")):
+    for path in sorted((ROOT / layer).rglob("*.py")):
         assert not imported_modules(path) & higher, f"{path.name} imports {imported_modules(path) & higher}"
 
 
@@ -58,7 +58,7 @@ def test_every_directly_imported_package_is_declared():
     ours = {"qkvae", "analysis", "qkvae_app", "app", "scripts", "bench"}
     used = set()
     for layer in LAYERS[:-1]:
-        for path in (ROOT / layer).glob("*.py"):
+        for path in (ROOT / layer).rglob("*.py"):
             used |= imported_modules(path)
     used |= imported_modules(ROOT / "app.py")
     third_party = {m for m in used - ours - set(sys.stdlib_module_names)}
@@ -88,3 +88,10 @@ def test_pip_install_gives_working_console_scripts(tmp_path):
     bad = subprocess.run([str(venv / "bin" / "qkvae-eval"), "--data", str(tmp_path / "absent")],
                          cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "no such file or folder" in bad.stderr
+
+
+def test_every_package_folder_is_declared():
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {init.parent.relative_to(ROOT).as_posix().replace("/", ".") for layer in LAYERS[:-1]
+             for init in (ROOT / layer).rglob("__init__.py")}
+    assert found <= declared, f"not in pyproject's packages: {found - declared}"
