@@ -6,7 +6,8 @@ the app behaves the same whatever directory it is started from.
 
     QKVAE_WEIGHTS    a .safetensors file or a folder with model.safetensors + config.json
                      (default: the weights shipped in assets/)
-    QKVAE_DATA       an image folder, an STL-10 *_X.bin file, or the stl10_binary/ folder
+    QKVAE_DATA       any image source qkvae.open_source reads: a folder, a .txt list, an STL-10
+                     *_X.bin file, the stl10_binary/ folder, Parquet files
                      (default: ../shared/data/stl10-samples next to the repository)
     QKVAE_REFERENCE  the STL-10 token statistics used for surprisal and the OOD score
                      (default: the file shipped with analysis.reference)
