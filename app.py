@@ -162,8 +162,8 @@ def evaluate_dataset(order: str):
     """Reconstruct the dataset (once; later calls reuse it): sample grid, summary, codebook charts."""
     result = _dataset()
     cb = result.codebook
-    return (dataset_grid(order), panels.dataset_html(result), plots.codebook_histogram(cb["counts"]),
-            plots.level_histograms_figure(cb["level_histograms"], CONFIG.levels))
+    return (dataset_grid(order), panels.dataset_html(result), plots.codebook_histogram(cb.counts),
+            plots.level_histograms_figure(cb.level_histograms, CONFIG.levels))
 
 
 def open_dataset(order: str, shown: bool):

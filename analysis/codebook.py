@@ -7,6 +7,7 @@ Ids decompose into one integer level per FSQ dimension with ``qkvae.fsq.indices_
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -60,6 +61,26 @@ def extreme_share(level_hists) -> list[float]:
     return [float((h[0] + h[-1]) / h.sum()) if h.sum() else 0.0 for h in level_hists]
 
 
+@dataclass(frozen=True)
+class CodebookSummary:
+    """What ``CodebookStats.result()`` reports."""
+
+    counts: np.ndarray  # float64 (codebook_size,), tokens per id
+    num_images: int
+    num_tokens: int
+    codes_seen: int
+    usage: float  # codes_seen / codebook_size
+    entropy_bits: float
+    max_entropy_bits: float
+    perplexity: float
+    level_histograms: list[np.ndarray]  # per FSQ dimension, tokens per level
+    extreme_share: list[float]  # per dimension, share of tokens at the lowest or highest level
+    top_codes: list[tuple[int, int]]  # (id, count), most used first
+    dead_codes: int
+    dead_code_ids: np.ndarray
+    usage_curve: list[tuple[int, int]]  # (images seen, codes seen) after each image
+
+
 class CodebookStats:
     """Accumulates id counts over images and reports codebook usage.
 
@@ -91,25 +112,25 @@ class CodebookStats:
             images_seen, codes_seen = images_seen + 1, codes_seen + len(new)
             self.usage_curve.append((images_seen, codes_seen))
 
-    def result(self, top_k: int = TOP_K) -> dict:
+    def result(self, top_k: int = TOP_K) -> "CodebookSummary":
         counts = self.counts.copy()
         entropy = entropy_bits(counts)
         hists = level_histograms(np.arange(self.codebook_size), self.levels, weights=counts)
         top = np.argsort(-counts, kind="stable")[:top_k]
         dead = np.flatnonzero(counts == 0)
-        return {
-            "counts": counts,
-            "num_images": self.usage_curve[-1][0] if self.usage_curve else 0,
-            "num_tokens": int(counts.sum()),
-            "codes_seen": self.codebook_size - len(dead),
-            "usage": (self.codebook_size - len(dead)) / self.codebook_size,
-            "entropy_bits": entropy,
-            "max_entropy_bits": math.log2(self.codebook_size),
-            "perplexity": 2.0**entropy,
-            "level_histograms": hists,
-            "extreme_share": extreme_share(hists),
-            "top_codes": [(int(i), int(counts[i])) for i in top if counts[i] > 0],
-            "dead_codes": len(dead),
-            "dead_code_ids": dead,
-            "usage_curve": list(self.usage_curve),
-        }
+        return CodebookSummary(
+            counts=counts,
+            num_images=self.usage_curve[-1][0] if self.usage_curve else 0,
+            num_tokens=int(counts.sum()),
+            codes_seen=self.codebook_size - len(dead),
+            usage=(self.codebook_size - len(dead)) / self.codebook_size,
+            entropy_bits=entropy,
+            max_entropy_bits=math.log2(self.codebook_size),
+            perplexity=2.0**entropy,
+            level_histograms=hists,
+            extreme_share=extreme_share(hists),
+            top_codes=[(int(i), int(counts[i])) for i in top if counts[i] > 0],
+            dead_codes=len(dead),
+            dead_code_ids=dead,
+            usage_curve=list(self.usage_curve),
+        )

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from analysis import plots
-from analysis.codebook import CodebookStats
+from analysis.codebook import CodebookStats, CodebookSummary
 from analysis.ood_images import ood_images
 from analysis.rate import JPEG_QUALITIES, jpeg_curve
 from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, ReferenceFileError, auroc,
@@ -63,13 +63,13 @@ def thin(curve: list, points: int = CURVE_POINTS) -> list:
     return [curve[i] for i in keep]
 
 
-def codebook_summary(r: dict) -> dict:
+def codebook_summary(r: CodebookSummary) -> dict:
     """The JSON part of ``CodebookStats.result()``: no per-code arrays, a thinned usage curve."""
     return {
-        **{k: r[k] for k in ("num_images", "num_tokens", "codes_seen", "usage", "entropy_bits",
-                             "max_entropy_bits", "perplexity", "level_histograms", "extreme_share",
-                             "top_codes", "dead_codes")},
-        "usage_curve": thin(r["usage_curve"]),
+        **{k: getattr(r, k) for k in ("num_images", "num_tokens", "codes_seen", "usage", "entropy_bits",
+                                      "max_entropy_bits", "perplexity", "level_histograms", "extreme_share",
+                                      "top_codes", "dead_codes")},
+        "usage_curve": thin(r.usage_curve),
     }
 
 
@@ -142,7 +142,7 @@ def image_entries(names, rgb, passed: dict, probs, thresholds, config) -> list[d
     return images
 
 
-def aggregate(images: list[dict], passed: dict, codebook: dict, jpeg_points) -> dict:
+def aggregate(images: list[dict], passed: dict, codebook: CodebookSummary, jpeg_points) -> dict:
     """Means and distributions over the images, codebook statistics and the JPEG comparison.
 
     The JPEG curve is averaged over the first ``RD_IMAGES`` images, and so is the QKVAE point
@@ -210,16 +210,16 @@ def evaluate(model, reconstructed: SetReconstruction, reference=None, ood=None, 
     return results, pictures(results, rgb, passed["recons"], codebook, jpeg_points, config)
 
 
-def pictures(results: dict, rgb, recons, codebook: dict, jpeg_points, config) -> dict:
+def pictures(results: dict, rgb, recons, codebook: CodebookSummary, jpeg_points, config) -> dict:
     """The sample grid and the plots, by file name."""
     images, summary = results["images"], results["aggregate"]
     rd = summary["rate"]["jpeg_curve"]
     out = {
         "sample_grid": plots.sample_grid(rgb[:GRID_IMAGES], recons[:GRID_IMAGES],
                                          [im["psnr"] for im in images[:GRID_IMAGES]]),
-        "codebook_histogram": plots.codebook_histogram(codebook["counts"]),
-        "level_histograms": plots.level_histograms_figure(codebook["level_histograms"], config.levels),
-        "usage_curve": plots.usage_curve_figure(codebook["usage_curve"], config.codebook_size),
+        "codebook_histogram": plots.codebook_histogram(codebook.counts),
+        "level_histograms": plots.level_histograms_figure(codebook.level_histograms, config.levels),
+        "usage_curve": plots.usage_curve_figure(codebook.usage_curve, config.codebook_size),
         "rd_plot": plots.rd_plot(rd["qkvae_point"], jpeg_points, rd.get("qkvae_entropy_bpp")),
     }
     ood = summary.get("ood", {})

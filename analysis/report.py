@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from analysis.codebook import CodebookStats
+from analysis.codebook import CodebookStats, CodebookSummary
 from analysis.metrics import pixel_error, token_error
 from analysis.rate import bits_per_pixel, empirical_entropy_bits, jpeg_at_bytes, nominal_bits
 from analysis.reference import DEFAULT_OOD_THRESHOLDS, OOD_SCORE, ood_score, ood_verdict, surprisal_map
@@ -51,7 +51,7 @@ class ImageReport:
     pixel_error: np.ndarray  # (96, 96), 8-bit units
     token_error: np.ndarray  # (48, 48), 8-bit units
     surprisal: np.ndarray | None  # (48, 48) bits; None without a reference
-    codebook: dict  # CodebookStats.result() for this image
+    codebook: CodebookSummary  # this image's tokens
     stability: dict | None  # reencode (fraction of tokens unchanged), precision (fp32 vs bf16), as asked
 
 

@@ -57,8 +57,8 @@ def stages(app, image: str, runs: int) -> dict[str, list[float]]:
         asyncio.run(app.demo.process_api(fns["open_tokens"], [None, 24, 24], state, explicit_call=True))
 
     def matplotlib_charts():
-        for fig in (plots.codebook_histogram(r.codebook["counts"]),
-                    plots.level_histograms_figure(r.codebook["level_histograms"], model.config.levels)):
+        for fig in (plots.codebook_histogram(r.codebook.counts),
+                    plots.level_histograms_figure(r.codebook.level_histograms, model.config.levels)):
             fig.savefig(io.BytesIO(), format="png")
 
     return {
@@ -70,8 +70,8 @@ def stages(app, image: str, runs: int) -> dict[str, list[float]]:
             plots.token_heatmap(r.indices), plots.error_heatmap(r.token_error),
             plots.surprisal_heatmap(r.surprisal) if r.surprisal is not None else None), runs),
         "panels + chart tables": timed(lambda: (
-            panels.ood_html(r, app.THRESHOLDS), panels.rate_html(r), views.codebook_frame(r.codebook["counts"]),
-            views.level_frames(r.codebook["level_histograms"])), runs),
+            panels.ood_html(r, app.THRESHOLDS), panels.rate_html(r), views.codebook_frame(r.codebook.counts),
+            views.level_frames(r.codebook.level_histograms)), runs),
         "reconstruct handler": timed(lambda: app.reconstruct(image, "resize"), runs),
         "tokens tab (grid view, files)": timed(lambda: app.open_tokens(tokens, 24, 24), runs),
         "one upload as served (both events)": timed(served, runs),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.codebook import CodebookStats
+from analysis.codebook import CodebookStats, CodebookSummary
 from qkvae import QKVAE, SourceError, open_source
 from qkvae.pipeline import SetReconstruction, reconstruct_set
 
@@ -22,7 +22,7 @@ ORDERS = ("file order", "worst first", "best first")
 class DatasetEval:
     source: str  # where the images came from
     images: SetReconstruction
-    codebook: dict  # analysis.codebook.CodebookStats.result() over all images
+    codebook: CodebookSummary  # over all images
 
 
 def missing_message(path: Path) -> str:

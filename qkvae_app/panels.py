@@ -107,15 +107,15 @@ def dataset_html(result) -> str:
     return (
         f'<div class="qk-card"><p><b>{len(result.images.names)}</b> images from <code>{escape(result.source)}</code>{skipped}: '
         f"PSNR mean {p.mean():.2f} dB, min {p.min():.2f}, max {p.max():.2f}. "
-        f"Codebook: {cb['codes_seen']:,} of {cb['counts'].size:,} codes used ({cb['usage']:.1%}), "
-        f"entropy {cb['entropy_bits']:.2f} of {cb['max_entropy_bits']:.2f} bits, perplexity {cb['perplexity']:,.0f}.</p></div>"
+        f"Codebook: {cb.codes_seen:,} of {cb.counts.size:,} codes used ({cb.usage:.1%}), "
+        f"entropy {cb.entropy_bits:.2f} of {cb.max_entropy_bits:.2f} bits, perplexity {cb.perplexity:,.0f}.</p></div>"
     )
 
 
 def codebook_label(codebook: dict) -> str:
     """Title of the per-image codebook chart: how many codes, how spread."""
-    return (f"Codebook usage: {codebook['codes_seen']:,} of {codebook['counts'].size:,} codes, "
-            f"perplexity {codebook['perplexity']:,.0f}")
+    return (f"Codebook usage: {codebook.codes_seen:,} of {codebook.counts.size:,} codes, "
+            f"perplexity {codebook.perplexity:,.0f}")
 
 
 def sequence_text(seq: np.ndarray, vocab: dict) -> str:

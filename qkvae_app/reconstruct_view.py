@@ -42,8 +42,8 @@ class ReconstructView:
             error_map=views.clickable(plots.error_heatmap(report.token_error)),
             surprisal_map=None if report.surprisal is None else views.clickable(plots.surprisal_heatmap(report.surprisal)),
             ood_panel=panels.ood_html(report, thresholds), rate_panel=panels.rate_html(report),
-            codebook_chart=gr.BarPlot(views.codebook_frame(cb["counts"]), label=panels.codebook_label(cb)),
-            level_charts=views.level_frames(cb["level_histograms"]),
+            codebook_chart=gr.BarPlot(views.codebook_frame(cb.counts), label=panels.codebook_label(cb)),
+            level_charts=views.level_frames(cb.level_histograms),
             tokens={"grid": report.indices, "decoded": report.reconstruction, "name": name},
         )
 

@@ -47,29 +47,29 @@ def test_stats_usage_dead_codes_top_codes_and_curve():
     stats.update(np.array([[0, 0, 1, 2], [2, 2, 2, 3]]))  # a batch: two images
     stats.update(torch.tensor([3, 3, 3, 3]))  # one image, as a tensor
     r = stats.result()
-    assert r["counts"].dtype == np.float64 and r["counts"].shape == (15360,)
-    np.testing.assert_array_equal(r["counts"][:5], [2, 1, 4, 5, 0])
-    assert r["num_images"] == 3 and r["num_tokens"] == 12
-    assert r["codes_seen"] == 4 and r["usage"] == pytest.approx(4 / 15360)
-    assert r["dead_codes"] == 15356
-    assert r["dead_code_ids"][:3].tolist() == [4, 5, 6] and len(r["dead_code_ids"]) == 15356
-    assert r["top_codes"] == [(3, 5), (2, 4), (0, 2), (1, 1)]
-    assert r["usage_curve"] == [(1, 3), (2, 4), (3, 4)]
+    assert r.counts.dtype == np.float64 and r.counts.shape == (15360,)
+    np.testing.assert_array_equal(r.counts[:5], [2, 1, 4, 5, 0])
+    assert r.num_images == 3 and r.num_tokens == 12
+    assert r.codes_seen == 4 and r.usage == pytest.approx(4 / 15360)
+    assert r.dead_codes == 15356
+    assert r.dead_code_ids[:3].tolist() == [4, 5, 6] and len(r.dead_code_ids) == 15356
+    assert r.top_codes == [(3, 5), (2, 4), (0, 2), (1, 1)]
+    assert r.usage_curve == [(1, 3), (2, 4), (3, 4)]
     p = np.array([2, 1, 4, 5]) / 12
-    assert r["entropy_bits"] == pytest.approx(-(p * np.log2(p)).sum())
-    assert r["perplexity"] == pytest.approx(2 ** r["entropy_bits"])
-    assert r["max_entropy_bits"] == pytest.approx(13.907, abs=1e-3)
+    assert r.entropy_bits == pytest.approx(-(p * np.log2(p)).sum())
+    assert r.perplexity == pytest.approx(2 ** r.entropy_bits)
+    assert r.max_entropy_bits == pytest.approx(13.907, abs=1e-3)
 
 
 def test_uniform_usage_gives_maximum_entropy_and_no_dead_codes():
     stats = CodebookStats(LEVELS, tokens_per_image=15360)
     stats.update(np.arange(15360))
     r = stats.result()
-    assert r["usage"] == 1.0 and r["dead_codes"] == 0
-    assert r["entropy_bits"] == pytest.approx(r["max_entropy_bits"])
-    assert r["perplexity"] == pytest.approx(15360)
+    assert r.usage == 1.0 and r.dead_codes == 0
+    assert r.entropy_bits == pytest.approx(r.max_entropy_bits)
+    assert r.perplexity == pytest.approx(15360)
     # every level of every dimension is used equally: 2 of L levels are extreme
-    assert r["extreme_share"] == pytest.approx([2 / n for n in LEVELS])
+    assert r.extreme_share == pytest.approx([2 / n for n in LEVELS])
 
 
 def test_reset_and_bad_input():
@@ -77,7 +77,7 @@ def test_reset_and_bad_input():
     stats.update([1, 2])
     stats.reset()
     r = stats.result()
-    assert r["num_images"] == 0 and r["counts"].sum() == 0 and r["entropy_bits"] == 0.0
+    assert r.num_images == 0 and r.counts.sum() == 0 and r.entropy_bits == 0.0
     with pytest.raises(ValueError, match="whole number"):
         stats.update([1, 2, 3])
     with pytest.raises(ValueError, match="0..15359"):

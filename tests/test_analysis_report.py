@@ -48,8 +48,8 @@ def test_rate_jpeg_and_codebook_and_stability(report):
     assert rate["nominal_bits"] == pytest.approx(32041.48, abs=0.01)
     assert rate["jpeg_equal_bytes"]["bytes"] <= rate["nominal_bits"] / 8
     assert "rgb" not in rate["jpeg_equal_bytes"]
-    assert report.codebook["num_images"] == 1 and report.codebook["num_tokens"] == 2304
-    assert report.codebook["codes_seen"] == len(np.unique(report.indices))
+    assert report.codebook.num_images == 1 and report.codebook.num_tokens == 2304
+    assert report.codebook.codes_seen == len(np.unique(report.indices))
     assert 0.0 <= report.stability["reencode"] <= 1.0
     assert "precision" not in report.stability
 

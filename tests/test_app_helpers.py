@@ -65,7 +65,7 @@ def test_dataset_evaluate_and_rank(model, tmp_path, rgb):
     result = dataset.reconstruct_dataset(model, tmp_path)
     images = result.images
     assert images.originals.shape == images.reconstructions.shape == (4, 96, 96, 3)
-    assert images.psnr.shape == (4,) and result.codebook["num_images"] == 4
+    assert images.psnr.shape == (4,) and result.codebook.num_images == 4
     assert [s.name for s in images.skipped] == ["broken.png"]
     worst = dataset.ranked(result, "worst first", count=3)
     assert len(worst) == 3 and np.all(np.diff(images.psnr[worst]) >= 0)
