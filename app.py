@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from analysis import plots
-from analysis.reference import DEFAULT_OOD_THRESHOLDS, token_probabilities, weights_fingerprint
+from analysis.reference import DEFAULT_OOD_THRESHOLDS, token_probabilities
 from analysis.report import analyze_image
 from qkvae import ImageError, QKVAEConfig, SourceError, TokenError, load_image, load_tokens
 from qkvae.image import RESIZE_MODES, to_uint8
 from qkvae.tokens import lm_vocab
+from qkvae.weights import weights_fingerprint
 from qkvae_app import dataset, files, panels, reconstruct_view, views
 from qkvae_app.components import ServedImage, output_image
 from qkvae_app.edit import nudge_token

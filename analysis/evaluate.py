@@ -29,13 +29,13 @@ from analysis.codebook import CodebookStats, CodebookSummary
 from analysis.ood_images import ood_images
 from analysis.rate import JPEG_QUALITIES, jpeg_curve
 from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, ReferenceFileError, auroc,
-                                load_reference, ood_score, ood_verdict, token_probabilities, weights_fingerprint)
+                                load_reference, ood_score, ood_verdict, token_probabilities)
 from analysis.report import image_summary
 from analysis.stability import precision_agreement, token_agreement
 from qkvae import INPUT_ERRORS
 from qkvae.image import to_tensor
 from qkvae.pipeline import BATCH_SIZE, SetReconstruction, encode_images, load_fitted, reconstruct_set
-from qkvae.weights import load_qkvae
+from qkvae.weights import load_qkvae, weights_fingerprint
 
 GRID_IMAGES = 16
 RD_IMAGES = 100  # the JPEG curve is averaged over at most this many images

@@ -16,7 +16,6 @@ reference, both in bits per token.
 """
 
 import argparse
-import hashlib
 import math
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from scipy.stats import rankdata
 from analysis.codebook import as_indices, code_counts
 from qkvae import INPUT_ERRORS
 from qkvae.pipeline import BATCH_SIZE, encode_images, load_fitted
-from qkvae.weights import ASSETS, load_qkvae
+from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
 
 REFERENCE_PATH = ASSETS / "reference_counts.npz"
 REGENERATE = "python -m analysis.reference --data ../shared/data/train --out assets/reference_counts.npz"
@@ -119,20 +118,6 @@ def ood_verdict(score: float, thresholds=DEFAULT_OOD_THRESHOLDS) -> str:
     if score <= outside:
         return "unusual: its mix of tokens is further from the photos' than that of 95% of the calibration photos"
     return "out of distribution: its mix of tokens is further from the photos' than that of every calibration photo"
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_fingerprint(model) -> tuple[str, str]:
-    """(file name, SHA-256) of the weights a model was loaded from; empty strings if none."""
-    path = getattr(model, "weights_path", None)
-    return (Path(path).name, file_sha256(path)) if path else ("", "")
 
 
 def build_reference(model, data, calibration, batch_size: int = BATCH_SIZE) -> dict:

@@ -5,6 +5,7 @@ mapped by parameter order when every shape matches), or nothing, meaning the wei
 ``assets/``. Every failure raises ``WeightsError`` naming the file and what is wrong with it.
 """
 
+import hashlib
 import json
 import logging
 import re
@@ -32,6 +33,21 @@ class WeightsError(ValueError):
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_fingerprint(model) -> tuple[str, str]:
+    """(file name, SHA-256) of the weights a model was loaded from; empty strings if none."""
+    path = getattr(model, "weights_path", None)
+    return (Path(path).name, file_sha256(path)) if path else ("", "")
 
 
 def save_qkvae(model: QKVAE, folder) -> Path:

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from analysis.reference import file_sha256, load_reference
+from analysis.reference import load_reference
 from qkvae import load_image, load_qkvae, reconstruct, reconstruction_psnr
-from qkvae.weights import ASSETS, WEIGHTS_NAME
+from qkvae.weights import ASSETS, WEIGHTS_NAME, file_sha256
 
 
 def test_reference_file_belongs_to_the_shipped_weights():
