@@ -1,27 +1,45 @@
-"""Inference throughput of QKVAE-1m against this machine's dense matmul rate.
+"""Inference throughput of QKVAE-1m against this machine's dense matmul rate at each precision.
 
-    python -m bench.inference [--device cpu] [--repeats 5] [--json out.json]
+    python -m bench.inference [--device cpu] [--threads N] [--repeats 5] [--json out.json]
 
-Times encode, decode and both, at batch 1 and 64, in fp32 and under bf16 autocast, and
-reports images/s and the achieved FLOP rate as a fraction of a 2048x2048 fp32 matmul measured
-in the same run. FLOPs are counted from the convolutions (2 x MACs); norms and activations are
-left out, so the fraction is a slight underestimate. Times are medians of ``--repeats`` runs.
+Times encode, decode and both, at batch 1 and 64, in fp32 and under bf16 autocast, and reports
+images/s, the achieved GFLOP/s and that rate as a fraction of a 2048x2048 matmul *of the same
+precision* (fp32 against an fp32 matmul, bf16 against a bf16 one), all measured in the same run.
+Every round times each case once, in turn, so that a busy shared machine slows all of them
+alike; the times are medians over ``--repeats`` rounds after a warm-up round. FLOPs are counted
+from the convolutions (2 x MACs); norms and activations are left out, so the fractions are a
+slight underestimate.
 """
 
 import argparse
 import json
 import statistics
 import time
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from qkvae import QKVAE
 from qkvae.model import MEMORY_FORMAT
+from qkvae.train import native_bf16
 from qkvae.weights import default_device
 
 BATCHES = (1, 64)
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+OPS = ("encode", "decode", "both")
+MATMUL_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class Row:
+    precision: str
+    batch: int
+    op: str
+    seconds: float
+    images_per_s: float
+    gflops: float
+    fraction_of_matmul: float  # of the matmul rate at the same precision
 
 
 def conv_flops(module: nn.Module, x: torch.Tensor) -> int:
@@ -46,26 +64,31 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def median_seconds(fn, device, repeats: int) -> float:
-    fn()  # warm-up
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def interleaved_medians(cases: dict, device: torch.device, repeats: int) -> dict:
+    """Median seconds of each ``cases[key]()``, timing every case once per round, in turn."""
+    times = {key: [] for key in cases}
+    for round_ in range(repeats + 1):  # round 0 warms up
+        for key, fn in cases.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            if round_:
+                times[key].append(time.perf_counter() - t)
+        print(f"round {round_} of {repeats} done", flush=True)
+    return {key: statistics.median(ts) for key, ts in times.items()}
 
 
-def matmul_flops_per_s(device, repeats: int) -> float:
-    a, b = (torch.randn(2048, 2048, device=device) for _ in range(2))
-    return 2 * 2048**3 / median_seconds(lambda: a @ b, device, max(repeats, 5))
+def under_precision(fn, device: torch.device, dtype: torch.dtype):
+    def run():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            return fn()
+    return run
 
 
-def row_markdown(r: dict) -> str:
-    return (f"| {r['precision']} | {r['batch']} | {r['op']} | {r['seconds']:.4f} | "
-            f"{r['images_per_s']:.1f} | {100 * r['fraction_of_matmul']:.0f}% |")
+def row_markdown(r: Row) -> str:
+    return (f"| {r.precision} | {r.batch} | {r.op} | {r.seconds:.4f} | {r.images_per_s:.1f} | "
+            f"{r.gflops:.1f} | {100 * r.fraction_of_matmul:.0f}% |")
 
 
 def run(device: torch.device, repeats: int) -> dict:
@@ -74,33 +97,44 @@ def run(device: torch.device, repeats: int) -> dict:
     flops = {"encode": conv_flops(model.encoder, x1),
              "decode": conv_flops(model.decoder, model.quantize(x1))}
     flops["both"] = flops["encode"] + flops["decode"]
-    peak = matmul_flops_per_s(device, repeats)
-    print(f"device={device} threads={torch.get_num_threads()} matmul={peak / 1e9:.1f} GFLOP/s", flush=True)
-    rows = []
-    for precision in PRECISIONS:
+    cases = {}
+    for precision, dtype in PRECISIONS.items():
+        a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=dtype) for _ in range(2))
+        cases[precision, "matmul"] = lambda a=a, b=b: a @ b
         for batch in BATCHES:
             x = torch.rand(batch, 3, 96, 96, device=device) * 2 - 1
             ids = model.encode(x)
-            ops = {"encode": lambda: model.encode(x), "decode": lambda: model.decode(ids),
-                   "both": lambda: model.decode(model.encode(x))}
-            for op, fn in ops.items():
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    t = median_seconds(fn, device, repeats)
-                rows.append({"precision": precision, "batch": batch, "op": op, "seconds": t,
-                             "images_per_s": batch / t, "fraction_of_matmul": flops[op] * batch / t / peak})
-                print(row_markdown(rows[-1]), flush=True)
-    return {"device": str(device), "threads": torch.get_num_threads(), "matmul_gflops": peak / 1e9,
-            "gflops_per_image": {k: v / 1e9 for k, v in flops.items()}, "rows": rows}
+            ops = {"encode": lambda x=x: model.encode(x), "decode": lambda ids=ids: model.decode(ids),
+                   "both": lambda x=x: model.decode(model.encode(x))}
+            for op in OPS:
+                cases[precision, batch, op] = under_precision(ops[op], device, dtype)
+    seconds = interleaved_medians(cases, device, repeats)
+    matmul = {p: 2 * MATMUL_SIZE**3 / seconds[p, "matmul"] for p in PRECISIONS}
+    rows = []
+    for precision in PRECISIONS:
+        for batch in BATCHES:
+            for op in OPS:
+                s = seconds[precision, batch, op]
+                rate = flops[op] * batch / s
+                rows.append(Row(precision, batch, op, s, batch / s, rate / 1e9, rate / matmul[precision]))
+    return {"device": str(device), "threads": torch.get_num_threads(), "native_bf16": native_bf16(device),
+            "repeats": repeats, "matmul_gflops": {p: r / 1e9 for p, r in matmul.items()},
+            "gflops_per_image": {k: v / 1e9 for k, v in flops.items()}, "rows": [asdict(r) for r in rows]}
 
 
 def markdown(result: dict) -> str:
-    lines = [f"device={result['device']} threads={result['threads']} "
-             f"matmul={result['matmul_gflops']:.1f} GFLOP/s, GFLOP per image: "
+    rows = [Row(**r) for r in result["rows"]]
+    mm = result["matmul_gflops"]
+    lines = [f"device={result['device']} threads={result['threads']} native bf16={result['native_bf16']}, "
+             f"median of {result['repeats']} interleaved rounds",
+             f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul: " + ", ".join(f"{p} {r:.1f} GFLOP/s" for p, r in mm.items())
+             + f" (bf16/fp32 {mm['bf16'] / mm['fp32']:.2f}x); GFLOP per image: "
              + ", ".join(f"{k} {v:.2f}" for k, v in result["gflops_per_image"].items()),
-             "", "| precision | batch | op | median s | images/s | of matmul rate |", "|---|---|---|---|---|---|"]
-    lines += [row_markdown(r) for r in result["rows"]]
-    fp32 = {(r["batch"], r["op"]): r["seconds"] for r in result["rows"] if r["precision"] == "fp32"}
-    bf16 = {(r["batch"], r["op"]): r["seconds"] for r in result["rows"] if r["precision"] == "bf16"}
+             "", "| precision | batch | op | median s | images/s | GFLOP/s | of same-precision matmul |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [row_markdown(r) for r in rows]
+    fp32 = {(r.batch, r.op): r.seconds for r in rows if r.precision == "fp32"}
+    bf16 = {(r.batch, r.op): r.seconds for r in rows if r.precision == "bf16"}
     lines += ["", "bf16 speed-up over fp32: " + ", ".join(
         f"batch {b} {op} {fp32[b, op] / bf16[b, op]:.2f}x" for (b, op) in fp32)]
     return "\n".join(lines)
@@ -108,7 +142,9 @@ def markdown(result: dict) -> str:
 
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n")[0])
-    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    p.add_argument("--device", default=None, help="default: cuda when available, and cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: torch's); on a shared host, 1 thread is the least noisy")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", help="also write the raw results here")
     return p.parse_args(argv)
@@ -116,6 +152,8 @@ def setup_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = setup_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = [torch.device(args.device)] if args.device else sorted({torch.device("cpu"), default_device()}, key=str)
     results = [run(d, args.repeats) for d in devices]
     for r in results:
