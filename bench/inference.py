@@ -64,17 +64,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved_medians(cases: dict, device: torch.device, repeats: int) -> dict:
+def interleaved_medians(cases: dict, device: torch.device, repeats: int, clock=time.perf_counter) -> dict:
     """Median seconds of each ``cases[key]()``, timing every case once per round, in turn."""
     times = {key: [] for key in cases}
     for round_ in range(repeats + 1):  # round 0 warms up
         for key, fn in cases.items():
             sync(device)
-            t = time.perf_counter()
+            t = clock()
             fn()
             sync(device)
             if round_:
-                times[key].append(time.perf_counter() - t)
+                times[key].append(clock() - t)
         print(f"round {round_} of {repeats} done", flush=True)
     return {key: statistics.median(ts) for key, ts in times.items()}
 
