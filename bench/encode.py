@@ -13,7 +13,6 @@ measure on a host that other jobs share. Use it to choose ``ENCODE_CHUNK`` on a 
 """
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -26,7 +25,8 @@ import qkvae.model
 from qkvae.model import MEMORY_FORMAT, QKVAE
 from qkvae.train import native_bf16
 
-from bench.inference import MATMUL_SIZE, PRECISIONS, conv_flops, interleaved_medians, under_precision
+from bench.inference import (MATMUL_SIZE, PRECISIONS, add_run_options, apply_run_options, conv_flops,
+                             interleaved_medians, under_precision, write_json)
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,11 @@ class Row:
 
 def model_at(ref: str, state_dict: dict) -> QKVAE:
     """QKVAE as ``qkvae/model.py`` defined it at git commit ``ref``, holding ``state_dict``."""
-    source = subprocess.run(["git", "show", f"{ref}:qkvae/model.py"], capture_output=True, text=True,
-                            check=True).stdout
+    shown = subprocess.run(["git", "show", f"{ref}:qkvae/model.py"], capture_output=True, text=True)
+    if shown.returncode:
+        print(f"bench.encode: --before {ref}: {shown.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+        raise SystemExit(2)
+    source = shown.stdout
     module = types.ModuleType(f"qkvae_model_at_{ref}")
     sys.modules[module.__name__] = module  # dataclasses look their module up
     exec(compile(source, f"{ref}:qkvae/model.py", "exec"), module.__dict__)
@@ -59,7 +62,7 @@ def chunked_encode(model: QKVAE, x: torch.Tensor, chunk: int):
     return encode
 
 
-def run(batch: int, chunks: list[int], before: str | None, repeats: int, cpu_time: bool) -> dict:
+def run(batch: int, chunks: list[int], before: str | None, repeats: int, clock=time.perf_counter) -> dict:
     torch.manual_seed(0)
     model = QKVAE().to(memory_format=MEMORY_FORMAT).eval()
     x = torch.rand(batch, 3, 96, 96) * 2 - 1
@@ -80,8 +83,7 @@ def run(batch: int, chunks: list[int], before: str | None, repeats: int, cpu_tim
     if before:
         same_ids = {p: torch.equal(cases[p, f"before {before}"](), cases[p, f"chunk {default_chunk}"]())
                     for p in PRECISIONS}
-    seconds = interleaved_medians(cases, torch.device("cpu"), repeats,
-                                  clock=time.process_time if cpu_time else time.perf_counter)
+    seconds = interleaved_medians(cases, torch.device("cpu"), repeats, clock)
     qkvae.model.ENCODE_CHUNK = default_chunk
     rows = []
     for precision in PRECISIONS:
@@ -91,7 +93,7 @@ def run(batch: int, chunks: list[int], before: str | None, repeats: int, cpu_tim
             s = seconds[precision, name]
             rows.append(Row(precision, name, s, batch / s, flops / s / 1e9, flops / s / matmul, first / s))
     return {"threads": torch.get_num_threads(), "native_bf16": native_bf16(torch.device("cpu")),
-            "clock": "cpu time" if cpu_time else "wall", "batch": batch, "repeats": repeats,
+            "clock": "cpu time" if clock is time.process_time else "wall", "batch": batch, "repeats": repeats,
             "default_chunk": default_chunk, "ids_equal_before": same_ids,
             "matmul_gflops": {p: 2 * MATMUL_SIZE**3 / seconds[p, "matmul"] / 1e9 for p in PRECISIONS},
             "rows": [asdict(r) for r in rows]}
@@ -118,22 +120,16 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--chunks", default="4,8,16,64", help="comma-separated values of ENCODE_CHUNK to time")
     p.add_argument("--before", metavar="REF", help="also time qkvae/model.py as of this git commit")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--cpu-time", action="store_true", help="time with the process's CPU time (use with --threads 1)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", help="also write the raw results here")
+    add_run_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = setup_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    result = run(args.batch, [int(c) for c in args.chunks.split(",")], args.before, args.repeats, args.cpu_time)
+    clock = apply_run_options(args)
+    result = run(args.batch, [int(c) for c in args.chunks.split(",")], args.before, args.repeats, clock)
     print(markdown(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

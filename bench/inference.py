@@ -1,6 +1,6 @@
 """Inference throughput of QKVAE-1m against this machine's dense matmul rate at each precision.
 
-    python -m bench.inference [--device cpu] [--threads N] [--repeats 5] [--json out.json]
+    python -m bench.inference [--device cpu] [--threads N] [--cpu-time] [--repeats 5] [--json out.json]
 
 Times encode, decode and both, at batch 1 and 64, in fp32 and under bf16 autocast, and reports
 images/s, the achieved GFLOP/s and that rate as a fraction of a 2048x2048 matmul *of the same
@@ -91,7 +91,7 @@ def row_markdown(r: Row) -> str:
             f"{r.gflops:.1f} | {100 * r.fraction_of_matmul:.0f}% |")
 
 
-def run(device: torch.device, repeats: int) -> dict:
+def run(device: torch.device, repeats: int, clock=time.perf_counter) -> dict:
     model = QKVAE().to(device, memory_format=MEMORY_FORMAT).eval()  # as load_qkvae() does
     x1 = torch.zeros(1, 3, 96, 96, device=device)
     flops = {"encode": conv_flops(model.encoder, x1),
@@ -108,7 +108,7 @@ def run(device: torch.device, repeats: int) -> dict:
                    "both": lambda x=x: model.decode(model.encode(x))}
             for op in OPS:
                 cases[precision, batch, op] = under_precision(ops[op], device, dtype)
-    seconds = interleaved_medians(cases, device, repeats)
+    seconds = interleaved_medians(cases, device, repeats, clock)
     matmul = {p: 2 * MATMUL_SIZE**3 / seconds[p, "matmul"] for p in PRECISIONS}
     rows = []
     for precision in PRECISIONS:
@@ -118,15 +118,16 @@ def run(device: torch.device, repeats: int) -> dict:
                 rate = flops[op] * batch / s
                 rows.append(Row(precision, batch, op, s, batch / s, rate / 1e9, rate / matmul[precision]))
     return {"device": str(device), "threads": torch.get_num_threads(), "native_bf16": native_bf16(device),
-            "repeats": repeats, "matmul_gflops": {p: r / 1e9 for p, r in matmul.items()},
+            "clock": "cpu time" if clock is time.process_time else "wall", "repeats": repeats,
+            "matmul_gflops": {p: r / 1e9 for p, r in matmul.items()},
             "gflops_per_image": {k: v / 1e9 for k, v in flops.items()}, "rows": [asdict(r) for r in rows]}
 
 
 def markdown(result: dict) -> str:
     rows = [Row(**r) for r in result["rows"]]
     mm = result["matmul_gflops"]
-    lines = [f"device={result['device']} threads={result['threads']} native bf16={result['native_bf16']}, "
-             f"median of {result['repeats']} interleaved rounds",
+    lines = [f"device={result['device']} threads={result['threads']} native bf16={result['native_bf16']} "
+             f"clock={result['clock']}, median of {result['repeats']} interleaved rounds",
              f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul: " + ", ".join(f"{p} {r:.1f} GFLOP/s" for p, r in mm.items())
              + f" (bf16/fp32 {mm['bf16'] / mm['fp32']:.2f}x); GFLOP per image: "
              + ", ".join(f"{k} {v:.2f}" for k, v in result["gflops_per_image"].items()),
@@ -140,27 +141,44 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """``--threads``, ``--repeats`` and ``--json``, shared by the throughput benchmarks."""
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: torch's); on a shared host, 1 thread is the least noisy")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with the process's CPU time, not the wall clock (use with --threads 1)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds, after one warm-up round")
+    p.add_argument("--json", help="also write the raw results here")
+
+
+def apply_run_options(args: argparse.Namespace):
+    """Set the thread count; returns the clock to time with."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return time.process_time if args.cpu_time else time.perf_counter
+
+
+def write_json(path: str | None, results) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
+
+
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n")[0])
     p.add_argument("--device", default=None, help="default: cuda when available, and cpu")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: torch's); on a shared host, 1 thread is the least noisy")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", help="also write the raw results here")
+    add_run_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = setup_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    clock = apply_run_options(args)
     devices = [torch.device(args.device)] if args.device else sorted({torch.device("cpu"), default_device()}, key=str)
-    results = [run(d, args.repeats) for d in devices]
+    results = [run(d, args.repeats, clock) for d in devices]
     for r in results:
         print(markdown(r), end="\n\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

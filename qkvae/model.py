@@ -20,9 +20,10 @@ MEMORY_FORMAT = torch.channels_last
 
 # ``encode`` runs the encoder on this many images at a time: the activations of a few images
 # stay in cache and their buffers are reused, where a whole batch of 64 streams ~1.3 GB through
-# memory. Same ids, and bitwise the same latents as a batch of 64 (tests/test_model.py);
-# 1.3x faster at batch 64 on 2 CPU cores (bench/README.md).
+# memory. The same ids (tests/test_encode.py); 1.36x less CPU time at batch 64 in fp32 on one
+# core (bench/README.md, which also says when it does not pay). ``bench.encode`` picks it anew.
 ENCODE_CHUNK = 8
+
 
 @dataclass(frozen=True)
 class QKVAEConfig:
@@ -134,11 +135,12 @@ class QKVAE(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """Images (B, 3, 96, 96) in [-1, 1] -> ids (B, 2304) int64, row-major over the grid.
 
-        Runs ``ENCODE_CHUNK`` images at a time. The codes' (B, 48, 48, 5) view is free: the
-        encoder's output is channels-last wherever the weights are.
+        Runs ``ENCODE_CHUNK`` images at a time. With channels-last weights the permutes below
+        are free views: the encoder's output is already laid out as (B, 48, 48, 5).
         """
-        codes = [self.quantize(chunk).permute(0, 2, 3, 1) for chunk in x.split(ENCODE_CHUNK)]  # (b, 48, 48, 5)
-        return torch.cat([fsq.codes_to_indices(c, self.config.levels).flatten(1) for c in codes])
+        ids = [fsq.codes_to_indices(self.quantize(chunk).permute(0, 2, 3, 1), self.config.levels)  # (b, 48, 48)
+               for chunk in x.split(ENCODE_CHUNK)]
+        return torch.cat(ids).flatten(1)
 
     @torch.no_grad()
     def decode(self, indices: Tensor) -> Tensor:
