@@ -18,10 +18,11 @@ from qkvae import fsq
 # loading put the weights in this format; inputs in either format work.
 MEMORY_FORMAT = torch.channels_last
 
-# ``encode`` runs the encoder on this many images at a time: the activations of a few images
-# stay in cache and their buffers are reused, where a whole batch of 64 streams ~1.3 GB through
-# memory. The same ids (tests/test_encode.py); 1.36x less CPU time at batch 64 in fp32 on one
-# core (bench/README.md, which also says when it does not pay). ``bench.encode`` picks it anew.
+# On CPU, ``encode`` runs the encoder on this many images at a time: the activations of a few
+# images stay in cache and their buffers are reused, where a whole batch of 64 streams ~1.3 GB
+# through memory. The same ids (tests/test_encode.py); 1.36x less CPU time at batch 64 in fp32
+# on one core (bench/README.md, which also says when it does not pay; ``bench.encode`` picks the
+# value anew on another machine). A GPU, which wants large batches, takes the whole batch.
 ENCODE_CHUNK = 8
 
 
@@ -135,11 +136,12 @@ class QKVAE(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """Images (B, 3, 96, 96) in [-1, 1] -> ids (B, 2304) int64, row-major over the grid.
 
-        Runs ``ENCODE_CHUNK`` images at a time. With channels-last weights the permutes below
-        are free views: the encoder's output is already laid out as (B, 48, 48, 5).
+        Runs ``ENCODE_CHUNK`` images at a time on CPU. With channels-last weights the permutes
+        below are free views: the encoder's output is already laid out as (B, 48, 48, 5).
         """
-        ids = [fsq.codes_to_indices(self.quantize(chunk).permute(0, 2, 3, 1), self.config.levels)  # (b, 48, 48)
-               for chunk in x.split(ENCODE_CHUNK)]
+        chunk = ENCODE_CHUNK if x.device.type == "cpu" else max(len(x), 1)
+        ids = [fsq.codes_to_indices(self.quantize(c).permute(0, 2, 3, 1), self.config.levels)  # (b, 48, 48)
+               for c in x.split(chunk)]
         return torch.cat(ids).flatten(1)
 
     @torch.no_grad()
