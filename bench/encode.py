@@ -81,8 +81,9 @@ def run(batch: int, chunks: list[int], before: str | None, repeats: int, clock=t
             cases[precision, name] = under_precision(encode, torch.device("cpu"), dtype)
     same_ids = None
     if before:
-        same_ids = {p: torch.equal(cases[p, f"before {before}"](), cases[p, f"chunk {default_chunk}"]())
-                    for p in PRECISIONS}
+        today = chunked_encode(model, x, default_chunk)
+        same_ids = {p: torch.equal(cases[p, f"before {before}"](), under_precision(today, torch.device("cpu"), dt)())
+                    for p, dt in PRECISIONS.items()}
     seconds = interleaved_medians(cases, torch.device("cpu"), repeats, clock)
     qkvae.model.ENCODE_CHUNK = default_chunk
     rows = []
