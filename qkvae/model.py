@@ -18,12 +18,12 @@ from qkvae import fsq
 # loading put the weights in this format; inputs in either format work.
 MEMORY_FORMAT = torch.channels_last
 
-# On CPU, ``encode`` runs the encoder on this many images at a time: the activations of a few
-# images stay in cache and their buffers are reused, where a whole batch of 64 streams ~1.3 GB
-# through memory. The same ids (tests/test_encode.py); 1.36x less CPU time at batch 64 in fp32
-# on one core (bench/README.md, which also says when it does not pay; ``bench.encode`` picks the
-# value anew on another machine). A GPU, which wants large batches, takes the whole batch.
-ENCODE_CHUNK = 8
+# On CPU, ``encode`` runs the encoder on at most this many images at a time, which bounds its
+# memory (a batch of 64 streams ~1.3 GB of activations) and gives the same ids
+# (tests/test_encode.py). Smaller chunks stay in cache: 8 took 1.36x less CPU time than a batch
+# of 64 on one thread, but lost with two threads on a shared host (bench/README.md); measure
+# with ``bench.encode`` on a quiet or AMX machine before lowering it. A GPU takes the whole batch.
+ENCODE_CHUNK = 64
 
 
 @dataclass(frozen=True)
