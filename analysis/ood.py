@@ -1,0 +1,289 @@
+"""How unlike the reference photos an image is: features, calibration, the combined score, the verdict, the map.
+
+Features of an image, all in bits per token (``TESTS`` lists how each is read):
+- ``prior_bits``: the mean -log2 p(token | left, up, up-left) under the context prior
+  (``analysis.prior``);
+- ``png_bits``: the size of the 96x96 uint8 input as a PNG (Pillow, compress level 1,
+  no optimization), in bits per token;
+- ``complexity_corrected``: ``prior_bits - png_bits``, the input-complexity correction of
+  Serra et al. 2020 (likelihood alone calls flat, simple images "likely"; subtracting a
+  lossless code length of the pixels takes their simplicity out);
+- ``kl``: the KL divergence of the image's token histogram from the reference's unigram
+  frequencies.
+
+Each test turns one feature into an upper-tail probability ``p`` among held-out calibration
+photos, empirical inside their range and extrapolated beyond their 90th percentile with an
+exponential tail fit to the excesses. The combined score is the smallest ``p``, Bonferroni
+corrected for the number of tests, in decades: ``score = -log10(min(1, len(TESTS) * min p))``;
+higher means more unusual. Its 95th and 99th percentiles over the calibration photos are the
+"unusual" and "out of distribution" thresholds, and the test with the smallest ``p`` explains
+the verdict.
+
+The per-token map is the same correction made per token: the token's surprisal under the prior
+minus what a photo token of the same local pixel complexity costs (``local_bits``: a JPEG-LS
+median-edge predictor, residuals modulo 256 coded with the image's own histogram, summed over the token's
+2x2 pixels; the expected surprisal is a line fit on calibration photo tokens).
+"""
+
+import io
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from PIL import Image
+from scipy.stats import rankdata, spearmanr
+
+from analysis.codebook import as_indices, code_counts
+from analysis.prior import ContextPrior
+
+PNG_LEVEL = 1  # zlib level: the fastest; its ranking of images is what the score needs
+TAIL_FROM = 90  # percentile of the calibration values above which the tail is extrapolated
+PATCH = 2  # pixels per token side
+MAP_VMIN, MAP_VMAX = -6.0, 6.0  # the map's fixed display range, bits per token
+
+IN_DISTRIBUTION, UNUSUAL, OUT_OF_DISTRIBUTION = "in distribution", "unusual", "out of distribution"
+
+
+@dataclass(frozen=True)
+class Test:
+    """One reading of a feature: which tail of the calibration photos counts as unusual, in words."""
+
+    name: str
+    feature: str
+    upper: bool  # True: high values are unusual; False: low values
+    reason: str  # why an image far in this tail is flagged, for the verdict
+
+
+TESTS = (
+    Test("complexity", "complexity_corrected", True,
+         "structure unlike photos: its tokens are less predictable than a photo's of the same complexity"),
+    Test("token_mix", "kl", True, "token mix unlike photos: its histogram of tokens is far from theirs"),
+    Test("simple", "prior_bits", False, "simpler than any photo: its tokens are more predictable than theirs"),
+    Test("complex", "prior_bits", True, "more complex than photos: its tokens are less predictable than theirs"),
+)
+
+
+@dataclass(frozen=True)
+class Features:
+    """An image's OOD features, bits per token."""
+
+    prior_bits: float
+    png_bits: float
+    kl: float
+
+    @property
+    def complexity_corrected(self) -> float:
+        return self.prior_bits - self.png_bits
+
+    def value(self, name: str) -> float:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The reading of a score: ``label`` (``IN_DISTRIBUTION``, ``UNUSUAL`` or ``OUT_OF_DISTRIBUTION``),
+    a sentence for people, and the name of the test (``TESTS``) that drove it."""
+
+    label: str
+    explanation: str
+    feature: str
+
+
+@dataclass(frozen=True)
+class OODScore:
+    """The combined ``score`` (higher = more unusual), its features, each test's percentile among
+    the calibration photos, and the verdict."""
+
+    score: float
+    features: Features
+    percentiles: dict[str, float]
+    verdict: Verdict
+
+    def to_json(self) -> dict:
+        features = {**asdict(self.features), "complexity_corrected": self.features.complexity_corrected}
+        return {"score": self.score, "features": features, "percentiles": dict(self.percentiles),
+                "verdict": asdict(self.verdict)}
+
+
+def png_bits(rgb: np.ndarray, num_tokens: int) -> float:
+    """Bits per token of a uint8 image as a PNG (``PNG_LEVEL``, no optimization)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buffer, format="PNG", optimize=False, compress_level=PNG_LEVEL)
+    return 8 * buffer.tell() / num_tokens
+
+
+def histogram_kl(indices, probs) -> float:
+    """KL(P || Q) in bits, P the image's token frequencies and Q = ``probs`` (smoothed, no zeros)."""
+    ids = as_indices(indices).ravel()
+    p = code_counts(ids, probs.size) / ids.size
+    seen = p > 0
+    return max(float((p[seen] * np.log2(p[seen] / probs[seen])).sum()), 0.0)
+
+
+def unigram_probabilities(counts, alpha: float) -> np.ndarray:
+    """Smoothed token frequencies, float64: ``(counts + alpha) / (total + alpha * K)``."""
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    counts = np.asarray(counts, dtype=np.float64)
+    return (counts + alpha) / (counts.sum() + alpha * counts.size)
+
+
+def med_residuals(rgb: np.ndarray) -> np.ndarray:
+    """Prediction residuals of JPEG-LS's median edge detector per channel, modulo 256 as JPEG-LS
+    codes them: int64 (H, W, 3) in 0..255."""
+    x = np.asarray(rgb).astype(np.int16)
+    padded = np.pad(x, ((1, 0), (1, 0), (0, 0)), mode="edge")
+    left, up, up_left = padded[1:, :-1], padded[:-1, 1:], padded[:-1, :-1]
+    low, high = np.minimum(left, up), np.maximum(left, up)
+    prediction = np.where(up_left >= high, low, np.where(up_left <= low, high, left + up - up_left))
+    return (x - prediction).astype(np.int64) % 256
+
+
+def local_bits(rgb: np.ndarray, patch: int = PATCH) -> np.ndarray:
+    """Lossless-code bits of each token's ``patch`` x ``patch`` pixels, float64 (H/patch, W/patch).
+
+    Residuals of ``med_residuals`` coded with the image's own residual histogram (KT-smoothed).
+    """
+    r = med_residuals(rgb)
+    counts = np.bincount(r.ravel(), minlength=256)
+    bits = -np.log2((counts + 0.5) / (counts.sum() + 0.5 * counts.size))[r].sum(axis=-1)
+    h, w = bits.shape
+    return bits.reshape(h // patch, patch, w // patch, patch).sum(axis=(1, 3))
+
+
+def image_features(rgb: np.ndarray, indices, prior: ContextPrior, probs) -> tuple[Features, np.ndarray]:
+    """(features, surprisal (S, S) bits) of one uint8 image and its token ids."""
+    surprisal = prior.surprisal(indices)[0]
+    features = Features(float(surprisal.mean()), png_bits(rgb, surprisal.size), histogram_kl(indices, probs))
+    return features, surprisal
+
+
+def _tail(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Sorted values, the tail's start and its exponential scale (mean excess over the start)."""
+    values = np.sort(np.asarray(values, dtype=np.float64))
+    start = float(np.percentile(values, TAIL_FROM))
+    excess = values[values > start] - start
+    return values, start, float(excess.mean()) if excess.size else 1.0
+
+
+def upper_tail_p(x: float, tail: tuple[np.ndarray, float, float]) -> float:
+    """P(calibration value >= x): empirical with one pseudo-count, exponential beyond the tail's start."""
+    values, start, scale = tail
+    n = values.size
+    if x <= start:
+        return (n - np.searchsorted(values, x, side="left") + 1) / (n + 1)
+    return (1 - TAIL_FROM / 100) * math.exp(-(x - start) / max(scale, 1e-9))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Feature values of held-out in-distribution photos, and the verdict thresholds from them.
+
+    ``values`` is (n, len(TESTS)): each photo's feature as each test reads it (negated for lower
+    tails, so every test looks at the upper tail). ``thresholds`` = (unusual, out of distribution).
+    """
+
+    values: np.ndarray
+    thresholds: tuple[float, float]
+    tails: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.values.ndim != 2 or self.values.shape[1] != len(TESTS) or len(self.values) < 20:
+            raise ValueError(f"calibration values must be (n >= 20, {len(TESTS)}), got {self.values.shape}")
+        object.__setattr__(self, "tails", tuple(_tail(v) for v in self.values.T))
+
+    @classmethod
+    def fit(cls, features: list[Features], percentiles=(95, 99)) -> "Calibration":
+        """Calibrate on photos' features: the thresholds are percentiles of their own combined scores."""
+        values = np.array([tail_values(f) for f in features])
+        provisional = cls(values, (math.inf, math.inf))
+        scores = [provisional.combine(v)[0] for v in values]
+        unusual, outside = np.percentile(scores, percentiles)
+        return cls(values, (float(unusual), float(outside)))
+
+    def combine(self, tail_values_row) -> tuple[float, np.ndarray]:
+        """(combined score, each test's upper-tail p) for one row of ``tail_values``."""
+        p = np.array([upper_tail_p(x, tail) for x, tail in zip(tail_values_row, self.tails, strict=True)])
+        return float(-math.log10(min(1.0, len(TESTS) * p.min()))), p
+
+
+def tail_values(features: Features) -> np.ndarray:
+    """The feature each test reads, negated for lower-tail tests: (len(TESTS),) float64."""
+    return np.array([features.value(t.feature) if t.upper else -features.value(t.feature) for t in TESTS])
+
+
+def verdict(score: float, p: np.ndarray, thresholds: tuple[float, float]) -> Verdict:
+    """The label for ``score`` against the thresholds, explained by the test with the smallest ``p``."""
+    test = TESTS[int(np.argmin(p))]
+    unusual, outside = thresholds
+    beyond = 100 * (1 - p.min())
+    if score <= unusual:
+        return Verdict(IN_DISTRIBUTION, "like the calibration photos on every feature", test.name)
+    label = UNUSUAL if score <= outside else OUT_OF_DISTRIBUTION
+    return Verdict(label, f"{test.reason} (beyond {beyond:.2f}% of the calibration photos)", test.name)
+
+
+@dataclass(frozen=True)
+class OODReference:
+    """Everything the score needs: the context prior, the unigram frequencies, the calibration,
+    the per-token complexity line, and where they came from (the weights' SHA-256 above all)."""
+
+    prior: ContextPrior
+    unigram_counts: np.ndarray
+    alpha: float
+    calibration: Calibration
+    map_line: tuple[float, float]  # (intercept, slope): expected photo surprisal given local bits
+    num_images: int
+    data_name: str
+    calibration_name: str
+    weights_name: str
+    weights_sha256: str
+    probs: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "probs", unigram_probabilities(self.unigram_counts, self.alpha))
+
+    def score(self, rgb: np.ndarray, indices) -> OODScore:
+        """Score one uint8 (H, W, 3) image with its token ids."""
+        features, _ = image_features(rgb, indices, self.prior, self.probs)
+        return self.score_features(features)
+
+    def score_features(self, features: Features) -> OODScore:
+        score, p = self.calibration.combine(tail_values(features))
+        percentiles = {t.name: float(100 * (1 - q)) for t, q in zip(TESTS, p, strict=True)}
+        return OODScore(score, features, percentiles, verdict(score, p, self.calibration.thresholds))
+
+    def token_map(self, rgb: np.ndarray, indices) -> np.ndarray:
+        """Per token: surprisal minus a photo token's expected surprisal at its local complexity, bits (S, S)."""
+        intercept, slope = self.map_line
+        return self.prior.surprisal(indices)[0] - (intercept + slope * local_bits(rgb))
+
+
+def auroc(scores_in, scores_out) -> float:
+    """Area under the ROC curve for telling ``scores_out`` (higher) from ``scores_in``; ties count half."""
+    scores_in, scores_out = np.ravel(scores_in), np.ravel(scores_out)
+    if not scores_in.size or not scores_out.size:
+        raise ValueError("auroc needs at least one score on each side")
+    ranks = rankdata(np.concatenate([scores_in, scores_out]))
+    n_out = scores_out.size
+    u = ranks[scores_in.size:].sum() - n_out * (n_out + 1) / 2
+    return float(u / (scores_in.size * n_out))
+
+
+def fpr_at_tpr(scores_in, scores_out, tpr: float = 0.95) -> float:
+    """The share of in-distribution scores at or above the threshold that catches ``tpr`` of ``scores_out``."""
+    scores_in, scores_out = np.ravel(scores_in), np.ravel(scores_out)
+    if not scores_in.size or not scores_out.size:
+        raise ValueError("fpr_at_tpr needs at least one score on each side")
+    threshold = np.quantile(scores_out, 1 - tpr, method="lower")
+    return float((scores_in >= threshold).mean())
+
+
+def map_error_correlation(token_map: np.ndarray, token_error: np.ndarray) -> float:
+    """Spearman rank correlation across tokens between a map and the per-token error (0 when either is constant)."""
+    a, b = np.ravel(token_map), np.ravel(token_error)
+    if a.shape != b.shape:
+        raise ValueError(f"map and error differ in size: {a.shape} vs {b.shape}")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(spearmanr(a, b)[0])

@@ -1,0 +1,112 @@
+"""analysis.ood: features, tail probabilities, calibration, verdicts, the map, and the detection metrics."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from analysis.ood import (IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, TAIL_FROM, TESTS, UNUSUAL, Calibration, Features,
+                          OODScore, auroc, fpr_at_tpr, histogram_kl, local_bits, map_error_correlation, png_bits,
+                          tail_values, unigram_probabilities, upper_tail_p, verdict)
+from analysis.ood import _tail as tail_of
+
+
+def photo_like_features(n: int = 400, seed: int = 0) -> list[Features]:
+    rng = np.random.default_rng(seed)
+    prior = rng.normal(10.8, 0.6, n)
+    return [Features(float(p), float(p / 0.14 + rng.normal(0, 4)), float(rng.normal(2.3, 0.3))) for p in prior]
+
+
+def test_png_and_local_bits_rank_flat_below_noise(rgb):
+    flat = np.full((96, 96, 3), 90, np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    assert png_bits(flat, 2304) < 2 < png_bits(rgb, 2304) < png_bits(noise, 2304)
+    assert 80 < png_bits(noise, 2304) < 100  # incompressible: about 96 bits (4 pixels x 24 bits) per token
+    assert local_bits(flat).shape == (48, 48)
+    assert local_bits(flat).max() < 0.2  # only the smoothing's cost
+    assert 80 < local_bits(noise).mean() < 100
+    edge = local_bits(rgb)
+    assert edge[15, 14] > edge[20, 20]  # the token on the red square's edge costs more than its inside
+
+
+def test_histogram_kl():
+    probs = unigram_probabilities(np.array([10, 10, 10, 10]), alpha=0.5)
+    assert histogram_kl([0, 1, 2, 3], probs) == pytest.approx(0.0)
+    assert histogram_kl([0, 0, 0, 0], probs) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        unigram_probabilities([1, 2], alpha=0)
+
+
+def test_upper_tail_p_is_empirical_then_exponential():
+    values = np.arange(1.0, 101.0)
+    tail = tail_of(values)
+    assert upper_tail_p(-1e9, tail) == pytest.approx(1.0)
+    assert upper_tail_p(50.0, tail) == pytest.approx(52 / 101)  # 51 values >= 50, plus one
+    start = tail[1]
+    assert upper_tail_p(start + 1e-9, tail) == pytest.approx(1 - TAIL_FROM / 100, rel=0.01)
+    xs = np.linspace(0, 400, 200)
+    ps = [upper_tail_p(x, tail) for x in xs]
+    assert all(a >= b for a, b in zip(ps, ps[1:]))
+    assert 0 < ps[-1] < 1e-6
+
+
+def test_calibration_thresholds_sit_at_the_photos_percentiles():
+    features = photo_like_features()
+    cal = Calibration.fit(features)
+    scores = np.array([cal.combine(tail_values(f))[0] for f in features])
+    unusual, outside = cal.thresholds
+    assert unusual < outside
+    assert (scores > unusual).mean() == pytest.approx(0.05, abs=0.01)
+    assert (scores > outside).mean() == pytest.approx(0.01, abs=0.006)
+    with pytest.raises(ValueError):
+        Calibration(np.zeros((5, len(TESTS))), (1.0, 2.0))
+
+
+def test_verdicts_name_the_feature_that_drove_them():
+    cal = Calibration.fit(photo_like_features())
+    typical = photo_like_features(1, seed=5)[0]
+    flat = Features(prior_bits=4.0, png_bits=1.0, kl=2.3)  # very predictable tokens
+    text = Features(prior_bits=11.0, png_bits=30.0, kl=2.3)  # unpredictable tokens for its few pixel bits
+    mix = Features(prior_bits=10.8, png_bits=77.0, kl=9.0)
+    noise = Features(prior_bits=16.0, png_bits=114.0, kl=2.3)
+    for features, name in ((flat, "simple"), (text, "complexity"), (mix, "token_mix"), (noise, "complex")):
+        score, p = cal.combine(tail_values(features))
+        v = verdict(score, p, cal.thresholds)
+        assert (v.label, v.feature) == (OUT_OF_DISTRIBUTION, name)
+        assert next(t.reason for t in TESTS if t.name == name) in v.explanation
+    score, p = cal.combine(tail_values(typical))
+    assert verdict(score, p, cal.thresholds).label in (IN_DISTRIBUTION, UNUSUAL)
+    assert verdict(0.0, np.ones(len(TESTS)), cal.thresholds).label == IN_DISTRIBUTION
+
+
+def test_ood_score_json():
+    v = verdict(5.0, np.array([1e-6, 0.5, 0.5, 0.5]), (1.0, 2.0))
+    s = OODScore(5.0, Features(10.0, 30.0, 3.0), {t.name: 50.0 for t in TESTS}, v)
+    out = json.loads(json.dumps(s.to_json()))
+    assert out["score"] == 5.0
+    assert out["features"]["complexity_corrected"] == -20.0
+    assert out["verdict"] == {"label": OUT_OF_DISTRIBUTION, "explanation": v.explanation, "feature": "complexity"}
+
+
+def test_auroc_and_fpr_at_tpr():
+    assert auroc([1, 2, 3], [4, 5]) == 1.0
+    assert auroc([4, 5], [1, 2, 3]) == 0.0
+    assert auroc([1, 2, 3], [1, 2, 3]) == pytest.approx(0.5)
+    assert auroc([0, 2], [1, 3]) == pytest.approx(0.75)
+    assert fpr_at_tpr(np.arange(100), np.arange(100, 120)) == 0.0
+    assert fpr_at_tpr(np.arange(100), np.arange(100)) == pytest.approx(0.96)  # threshold 4 catches 95 of 100
+    with pytest.raises(ValueError):
+        auroc([], [1])
+    with pytest.raises(ValueError):
+        fpr_at_tpr([1], [])
+
+
+def test_map_error_correlation():
+    a = np.arange(16.0).reshape(4, 4)
+    assert map_error_correlation(a, a**2) == pytest.approx(1.0)
+    assert map_error_correlation(a, -a) == pytest.approx(-1.0)
+    assert map_error_correlation(np.zeros((4, 4)), a) == 0.0
+    with pytest.raises(ValueError):
+        map_error_correlation(a, np.zeros(3))
+    assert math.isfinite(map_error_correlation(a, np.random.default_rng(0).random((4, 4))))
