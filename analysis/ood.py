@@ -8,6 +8,9 @@ Features of an image, all in bits per token (``TESTS`` lists how each is read):
 - ``complexity_corrected``: ``prior_bits - png_bits``, the input-complexity correction of
   Serra et al. 2020 (likelihood alone calls flat, simple images "likely"; subtracting a
   lossless code length of the pixels takes their simplicity out);
+- ``excess_bits``: ``prior_bits`` minus what the prior costs a photo of the same ``png_bits``
+  (a line fit on the calibration photos): the same correction, scaled to the photos' own
+  trade-off between the two codes, so it varies far less among photos;
 - ``kl``: the KL divergence of the image's token histogram from the reference's unigram
   frequencies.
 
@@ -56,7 +59,9 @@ class Test:
 
 TESTS = (
     Test("complexity", "complexity_corrected", True,
-         "structure unlike photos: its tokens are less predictable than a photo's of the same complexity"),
+         "structure unlike photos: its tokens cost more bits, against its pixels' PNG size, than a photo's"),
+    Test("excess", "excess_bits", True,
+         "less predictable than photos of its complexity: its tokens cost more bits than a photo's of the same PNG size"),
     Test("token_mix", "kl", True, "token mix unlike photos: its histogram of tokens is far from theirs"),
     Test("simple", "prior_bits", False, "simpler than any photo: its tokens are more predictable than theirs"),
     Test("complex", "prior_bits", True, "more complex than photos: its tokens are less predictable than theirs"),
@@ -65,15 +70,21 @@ TESTS = (
 
 @dataclass(frozen=True)
 class Features:
-    """An image's OOD features, bits per token."""
+    """An image's OOD features, bits per token. ``photo_bits`` is what the prior costs a photo of
+    the same ``png_bits`` (the reference's complexity line)."""
 
     prior_bits: float
     png_bits: float
     kl: float
+    photo_bits: float
 
     @property
     def complexity_corrected(self) -> float:
         return self.prior_bits - self.png_bits
+
+    @property
+    def excess_bits(self) -> float:
+        return self.prior_bits - self.photo_bits
 
     def value(self, name: str) -> float:
         return getattr(self, name)
@@ -100,7 +111,8 @@ class OODScore:
     verdict: Verdict
 
     def to_json(self) -> dict:
-        features = {**asdict(self.features), "complexity_corrected": self.features.complexity_corrected}
+        features = {**asdict(self.features), "complexity_corrected": self.features.complexity_corrected,
+                    "excess_bits": self.features.excess_bits}
         return {"score": self.score, "features": features, "percentiles": dict(self.percentiles),
                 "verdict": asdict(self.verdict)}
 
@@ -151,11 +163,18 @@ def local_bits(rgb: np.ndarray, patch: int = PATCH) -> np.ndarray:
     return bits.reshape(h // patch, patch, w // patch, patch).sum(axis=(1, 3))
 
 
-def image_features(rgb: np.ndarray, indices, prior: ContextPrior, probs) -> tuple[Features, np.ndarray]:
-    """(features, surprisal (S, S) bits) of one uint8 image and its token ids."""
-    surprisal = prior.surprisal(indices)[0]
-    features = Features(float(surprisal.mean()), png_bits(rgb, surprisal.size), histogram_kl(indices, probs))
-    return features, surprisal
+def image_features(rgb: np.ndarray, indices, prior: ContextPrior, probs, line: tuple[float, float]) -> Features:
+    """The features of one uint8 image and its token ids; ``line`` = (intercept, slope) of the
+    photos' prior bits against their PNG bits."""
+    prior_bits = float(prior.surprisal(indices).mean())
+    png = png_bits(rgb, as_indices(indices).size)
+    return Features(prior_bits, png, histogram_kl(indices, probs), line[0] + line[1] * png)
+
+
+def fit_line(x, y) -> tuple[float, float]:
+    """Least-squares (intercept, slope) of ``y`` against ``x``."""
+    slope, intercept = np.polyfit(np.ravel(x), np.ravel(y), 1)
+    return float(intercept), float(slope)
 
 
 def _tail(values: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -232,7 +251,8 @@ class OODReference:
     unigram_counts: np.ndarray
     alpha: float
     calibration: Calibration
-    map_line: tuple[float, float]  # (intercept, slope): expected photo surprisal given local bits
+    complexity_line: tuple[float, float]  # (intercept, slope): a photo's prior bits/token given its PNG bits/token
+    map_line: tuple[float, float]  # (intercept, slope): a photo token's surprisal given its local bits
     num_images: int
     data_name: str
     calibration_name: str
@@ -245,8 +265,7 @@ class OODReference:
 
     def score(self, rgb: np.ndarray, indices) -> OODScore:
         """Score one uint8 (H, W, 3) image with its token ids."""
-        features, _ = image_features(rgb, indices, self.prior, self.probs)
-        return self.score_features(features)
+        return self.score_features(image_features(rgb, indices, self.prior, self.probs, self.complexity_line))
 
     def score_features(self, features: Features) -> OODScore:
         score, p = self.calibration.combine(tail_values(features))

@@ -1,6 +1,6 @@
 """A context prior over the token grid: p(token | left, up, up-left neighbours), factored over FSQ digits.
 
-Each token is split into its FSQ digits ``d_0 .. d_{D-1}`` (``qkvae.fsq``, dimension 0 least
+Each token is split into its FSQ digits ``d_0 .. d_{D-1}`` (``qkvae.fsq.indices_to_digits``, dimension 0 least
 significant). Digit ``k`` is predicted from the same digit ``k`` of the left, up and up-left
 tokens (a neighbour outside the grid reads as the extra value ``levels[k]``) and from the
 earlier digits ``d_0 .. d_{k-1}`` of the token itself, so
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.codebook import as_indices, digits
+from analysis.codebook import as_indices
+from qkvae.fsq import indices_to_digits
 
 STRENGTH = 8.0  # Dirichlet back-off pseudo-counts; the reference file stores the value it was fit with
 
@@ -49,7 +50,7 @@ def batch_grids(indices) -> np.ndarray:
 def _contexts(indices, levels) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per digit k: (finest context index, digit value), both int64 (N, side, side)."""
     ids = token_grids(indices)
-    d = digits(ids, levels)  # (N, S, S, D)
+    d = indices_to_digits(ids, levels)  # (N, S, S, D)
     out = []
     prefix = 1
     for k, n in enumerate(levels):

@@ -1,178 +1,177 @@
-"""The reference code distribution, and the out-of-distribution signals computed from it.
+"""The OOD reference file: fit the context prior and calibrate the score on photos, save, load.
 
-    python -m analysis.reference --data ../shared/data/train --out assets/reference_counts.npz \
-        [--weights W] [--calibration ../shared/data/stl10-samples]
+    python -m analysis.reference [--data ../shared/data/train] [--calibration ../shared/data/val]
+        [--out assets/ood_reference.npz] [--weights W]
 
-The CLI encodes every training image (fit to 96x96 with mode "resize", as at inference) and
-writes how often each of the 15,360 codes occurs, with its provenance (number of images, the
-weights file's name and SHA-256). It also scores the calibration images (in-distribution
-samples, by default the 80 STL-10 samples) and stores the OOD verdict thresholds derived from
-their scores (``OOD_SCORE``: the KL). Rerun it whenever the weights change.
-
-From the counts: smoothed token probabilities, a 48x48 surprisal map (-log2 p of each token,
-in bits) and an image-level OOD score: the mean surprisal (the cross-entropy of the image's
-tokens under the reference) and the KL divergence of the image's code histogram from the
-reference, both in bits per token.
+Every image is encoded with the weights. A deterministic ``HOLDOUT_FRACTION`` of ``--data``
+(by a hash of the file name) is held out; the rest, fit to 96x96 with mode "resize" as at
+inference, gives the context prior's counts and the unigram frequencies. The held-out photos
+and every ``--calibration`` photo give the calibration set, each twice: fit with "resize" (as
+the app and the CLIs do) and as a random square crop covering most of the short side resized
+to 96x96, the way STL-10 was made from ImageNet. So the thresholds hold for both. The file
+stores the weights' SHA-256; loading it for other weights raises ``ReferenceFileError``.
+Rerun it whenever the weights change (about 5 minutes on 2 CPU cores).
 """
 
 import argparse
-import math
+import hashlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
 
-from analysis.codebook import as_indices, code_counts
+from analysis.ood import Calibration, OODReference, fit_line, image_features, local_bits, unigram_probabilities
+from analysis.prior import STRENGTH, ContextPrior, batch_grids, fit_counts
 from qkvae import INPUT_ERRORS
-from qkvae.pipeline import BATCH_SIZE, encode_images, load_fitted
+from qkvae.data import RandomCropSampler
+from qkvae.image import fit, open_rgb
+from qkvae.pipeline import BATCH_SIZE, encode_images
+from qkvae.sources import SourceError, open_source, read_all
 from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
 
-REFERENCE_PATH = ASSETS / "reference_counts.npz"
-REGENERATE = "python -m analysis.reference --data ../shared/data/train --out assets/reference_counts.npz"
-
-# Additive (Lidstone) smoothing with half a count per code, the Krichevsky-Trofimov choice:
-# a code never seen in ~13.8 M reference tokens costs log2(2 * 13.8e6 + 15360) ~ 24.7 bits,
-# finite, and about 11 bits more than a typical code; seen codes barely move.
-DEFAULT_ALPHA = 0.5
-# The verdict uses the KL: it separates the STL-10 samples from the built-in OOD set far
-# better than the mean surprisal (AUROC 0.83 against 0.40 with the shipped step-6000 weights,
-# 0.81 against 0.66 with a random-init model), because flat, smooth images (microscopy, the moon,
-# scanned text) reuse a few common codes: a low mean surprisal, but a histogram unlike a photo's.
-OOD_SCORE = "kl"
-UNUSUAL_PERCENTILE = 95  # above this percentile of the calibration scores an image is "unusual"
-# Fallback thresholds (KL, bits/token) for callers without a reference file's own: the 95th
-# percentile and the maximum over the 80 STL-10 samples, measured with the shipped weights
-# (step 6000). ``load_reference()["ood_thresholds"]`` holds the values for the shipped weights.
-DEFAULT_OOD_THRESHOLDS = (4.21, 5.30)
+REFERENCE_PATH = ASSETS / "ood_reference.npz"
+REGENERATE = "python -m analysis.reference"
+FORMAT = 2  # version of the file's layout; 1 was the unigram counts file (reference_counts.npz)
+HOLDOUT_FRACTION = 0.15
+CROP_SEED = 0
+# Additive smoothing of the unigram frequencies (the KL feature) with half a count per code, the
+# Krichevsky-Trofimov choice: a code never seen costs ~25 bits, finite.
+ALPHA = 0.5
+MAP_TOKENS = 200_000  # calibration tokens that fit the map's complexity line
 
 
 class ReferenceFileError(ValueError):
-    """A reference counts file that is missing or unreadable."""
+    """A reference file that is missing, unreadable, outdated, or made with other weights."""
 
 
-def token_probabilities(counts, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
-    """Smoothed code probabilities, float64 (K,): ``(counts + alpha) / (total + alpha * K)``.
+def held_out(name: str, fraction: float = HOLDOUT_FRACTION) -> bool:
+    """Whether a training photo is held out for calibration: a fixed hash of its name, not its position."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) < fraction * 2**32
 
-    ``alpha = 0`` gives the raw frequencies (never-seen codes then have probability 0).
+
+def load_photos(source, size: int, hold_out: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(photos to fit on, calibration photos), uint8 (N, size, size, 3) each, from any image source.
+
+    With ``hold_out``, ``held_out`` names go to calibration (resized and cropped) and the rest to
+    fitting (resized); without, every photo goes to calibration. Undecodable entries are reported
+    on stderr and skipped.
     """
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
-    counts = np.asarray(counts, dtype=np.float64)
-    return (counts + alpha) / (counts.sum() + alpha * counts.size)
+    source = open_source(source)
+    crops = RandomCropSampler(None, size, seed=CROP_SEED)
+    fitting, calibration, skipped = [], [], []
+    for item in read_all(source, skipped):
+        resized = np.asarray(fit(open_rgb(item.rgb), size, "resize"))
+        if hold_out and not held_out(item.name):
+            fitting.append(resized)
+        else:
+            calibration += [resized, crops.crop(item.rgb)]
+    for entry in skipped:
+        print(f"warning: skipped {entry.name}: {entry.reason}", file=sys.stderr)
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    return (np.stack(fitting) if fitting else empty), (np.stack(calibration) if calibration else empty)
 
 
-def surprisal_map(indices, probs) -> np.ndarray:
-    """-log2 p of each token of one image, in bits, as a square grid: (48, 48) float64."""
-    ids = as_indices(indices).ravel()
-    side = math.isqrt(ids.size)
-    if side * side != ids.size:
-        raise ValueError(f"{ids.size} ids do not form a square grid")
-    with np.errstate(divide="ignore"):
-        return -np.log2(np.asarray(probs, dtype=np.float64)[ids]).reshape(side, side)
+def map_line(prior: ContextPrior, rgb: np.ndarray, indices: np.ndarray) -> tuple[float, float]:
+    """Least-squares line of a photo token's surprisal against its ``local_bits`` (intercept, slope)."""
+    step = max(1, len(rgb) * indices.shape[-1] // MAP_TOKENS)
+    bits = np.concatenate([local_bits(a).ravel() for a in rgb])[::step]
+    return fit_line(bits, prior.surprisal(batch_grids(indices)).ravel()[::step])
 
 
-def ood_score(indices, probs) -> dict:
-    """The image's ``mean_surprisal`` and the ``kl`` of its code histogram from ``probs``, bits/token.
-
-    KL(P || Q) = sum_k P(k) log2 (P(k) / Q(k)), P the image's code frequencies and Q = probs:
-    0 when the image's histogram equals the reference, and equal to the mean surprisal minus
-    the entropy of the image's own histogram.
-    """
-    ids = as_indices(indices).ravel()
-    probs = np.asarray(probs, dtype=np.float64)
-    p = code_counts(ids, probs.size) / ids.size
-    seen = p > 0
-    with np.errstate(divide="ignore"):
-        kl = float((p[seen] * (np.log2(p[seen]) - np.log2(probs[seen]))).sum())
-        mean_surprisal = float(-np.log2(probs[ids]).mean())
-    return {"mean_surprisal": mean_surprisal, "kl": max(kl, 0.0)}
+def calibrate(prior: ContextPrior, probs, rgb: np.ndarray, indices: np.ndarray) -> tuple[Calibration, tuple[float, float]]:
+    """The calibration on photos and their complexity line (prior bits against PNG bits)."""
+    features = [image_features(a, ids, prior, probs, (0.0, 0.0)) for a, ids in zip(rgb, indices, strict=True)]
+    line = fit_line([f.png_bits for f in features], [f.prior_bits for f in features])
+    features = [replace(f, photo_bits=line[0] + line[1] * f.png_bits) for f in features]
+    return Calibration.fit(features), line
 
 
-def auroc(scores_in, scores_out) -> float:
-    """Area under the ROC curve for telling ``scores_out`` (higher) from ``scores_in``.
-
-    The probability that a random out-of-distribution score exceeds a random in-distribution
-    one, ties counting half (the Mann-Whitney U statistic): 1 = perfectly separated, 0.5 = chance.
-    """
-    scores_in, scores_out = np.ravel(scores_in), np.ravel(scores_out)
-    if not scores_in.size or not scores_out.size:
-        raise ValueError("auroc needs at least one score on each side")
-    ranks = rankdata(np.concatenate([scores_in, scores_out]))
-    n_out = scores_out.size
-    u = ranks[scores_in.size:].sum() - n_out * (n_out + 1) / 2
-    return float(u / (scores_in.size * n_out))
-
-
-def calibrate(scores) -> tuple[float, float]:
-    """Verdict thresholds from in-distribution scores: (95th percentile, maximum)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    return float(np.percentile(scores, UNUSUAL_PERCENTILE)), float(scores.max())
-
-
-def ood_verdict(score: float, thresholds=DEFAULT_OOD_THRESHOLDS) -> str:
-    """A plain-words reading of an ``OOD_SCORE`` value against the calibration thresholds."""
-    unusual, outside = thresholds
-    if score <= unusual:
-        return "in distribution: its mix of tokens is like that of typical photos"
-    if score <= outside:
-        return "unusual: its mix of tokens is further from the photos' than that of 95% of the calibration photos"
-    return "out of distribution: its mix of tokens is further from the photos' than that of every calibration photo"
-
-
-def build_reference(model, data, calibration, batch_size: int = BATCH_SIZE) -> dict:
-    """Count the codes of every image in ``data`` and calibrate the verdict on ``calibration``."""
+def build_reference(model, data, calibration, batch_size: int = BATCH_SIZE) -> OODReference:
+    """Fit the prior on ``data`` (less its held-out share) and calibrate on the held-out share and ``calibration``."""
     weights_name, weights_sha256 = weights_fingerprint(model)  # before the long run: the file may be replaced
-    rgb = load_fitted(data, model.config.image_size).images
-    counts = code_counts(encode_images(model, rgb, batch_size), model.config.codebook_size)
-    probs = token_probabilities(counts)
-    calibration_rgb = load_fitted(calibration, model.config.image_size).images
-    calibration_ids = encode_images(model, calibration_rgb, batch_size, desc="calibrating")
-    scores = np.array([ood_score(ids, probs)[OOD_SCORE] for ids in calibration_ids])
-    return {
-        "counts": counts,
-        "num_images": len(rgb),
-        "levels": np.asarray(model.config.levels),
-        "data_name": Path(data).name,
-        "weights_name": weights_name,
-        "weights_sha256": weights_sha256,
-        "alpha": DEFAULT_ALPHA,
-        "ood_score": OOD_SCORE,
-        "ood_thresholds": np.asarray(calibrate(scores)),
-        "calibration_name": Path(calibration).name,
-        "calibration_scores": scores,
-    }
+    size, levels = model.config.image_size, tuple(model.config.levels)
+    fit_rgb, held_rgb = load_photos(data, size, hold_out=True)
+    _, extra_rgb = load_photos(calibration, size, hold_out=False)
+    if not len(fit_rgb):
+        raise SourceError(f"{data} has no photos left to fit on")
+    fit_ids = batch_grids(encode_images(model, fit_rgb, batch_size))
+    prior = ContextPrior(levels, tuple(t.astype(np.int32) for t in fit_counts(fit_ids, levels)), STRENGTH)
+    unigram = np.bincount(fit_ids.ravel(), minlength=model.config.codebook_size).astype(np.int64)
+    probs = unigram_probabilities(unigram, ALPHA)
+    cal_rgb = np.concatenate([held_rgb, extra_rgb])
+    cal_ids = encode_images(model, cal_rgb, batch_size, desc="calibrating")
+    calibration, complexity_line = calibrate(prior, probs, cal_rgb, cal_ids)
+    return OODReference(
+        prior=prior, unigram_counts=unigram, alpha=ALPHA, calibration=calibration, complexity_line=complexity_line,
+        map_line=map_line(prior, cal_rgb, cal_ids), num_images=len(fit_rgb), data_name=Path(data).name,
+        calibration_name=f"{Path(data).name} held out + {Path(calibration).name}",
+        weights_name=weights_name, weights_sha256=weights_sha256,
+    )
 
 
-def save_reference(reference: dict, path) -> Path:
+def save_reference(reference: OODReference, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **reference)
+    prior = reference.prior
+    np.savez_compressed(
+        path, format=FORMAT, levels=np.asarray(prior.levels), strength=prior.strength,
+        **{f"prior_counts_{k}": c.astype(np.int32) for k, c in enumerate(prior.counts)},
+        unigram_counts=reference.unigram_counts.astype(np.int32), alpha=reference.alpha,
+        calibration_values=reference.calibration.values,
+        thresholds=np.asarray(reference.calibration.thresholds),
+        complexity_line=np.asarray(reference.complexity_line), map_line=np.asarray(reference.map_line),
+        num_images=reference.num_images, data_name=reference.data_name,
+        calibration_name=reference.calibration_name, weights_name=reference.weights_name,
+        weights_sha256=reference.weights_sha256,
+    )
     return path
 
 
-def load_reference(path=None) -> dict:
-    """The reference counts and their metadata (see ``build_reference``), from ``path`` or ``assets/``."""
-    path = Path(path) if path is not None else REFERENCE_PATH
+def _read(path: Path) -> dict:
     if not path.is_file():
-        raise ReferenceFileError(f"no reference counts at {path}; create them with `{REGENERATE}`")
+        raise ReferenceFileError(f"no OOD reference at {path}; create it with `{REGENERATE}`")
     try:
         with np.load(path, allow_pickle=False) as f:
-            reference = {k: f[k] for k in f.files}
+            raw = {k: f[k] for k in f.files}
     except (OSError, ValueError) as e:
-        raise ReferenceFileError(f"{path} is not a reference counts file ({e})") from None
-    if "counts" not in reference:
-        raise ReferenceFileError(f"{path} holds no 'counts' array")
-    return {k: v.item() if v.ndim == 0 else v for k, v in reference.items()}
+        raise ReferenceFileError(f"{path} is not an OOD reference file ({e})") from None
+    if raw.get("format", np.array(1)).item() != FORMAT:
+        raise ReferenceFileError(f"{path} was written by another version of analysis.reference; "
+                                 f"rebuild it with `{REGENERATE}`")
+    return {k: v.item() if v.ndim == 0 else v for k, v in raw.items()}
+
+
+def load_reference(path=None, weights_sha256: str | None = None) -> OODReference:
+    """The reference from ``path`` (default: the shipped file), refused unless it was made with the
+    weights whose SHA-256 is ``weights_sha256`` (None skips the check)."""
+    path = Path(path) if path is not None else REFERENCE_PATH
+    raw = _read(path)
+    if weights_sha256 is not None and raw.get("weights_sha256") != weights_sha256:
+        raise ReferenceFileError(
+            f"{path.name} was made with weights of SHA-256 {raw.get('weights_sha256') or 'unknown'}, "
+            f"but the loaded weights have SHA-256 {weights_sha256}; rebuild it with `{REGENERATE} --weights W`")
+    try:
+        levels = tuple(int(n) for n in raw["levels"])
+        prior = ContextPrior(levels, tuple(raw[f"prior_counts_{k}"] for k in range(len(levels))), float(raw["strength"]))
+        calibration = Calibration(np.asarray(raw["calibration_values"], np.float64), tuple(map(float, raw["thresholds"])))
+        return OODReference(
+            prior=prior, unigram_counts=raw["unigram_counts"], alpha=float(raw["alpha"]), calibration=calibration,
+            complexity_line=tuple(map(float, raw["complexity_line"])), map_line=tuple(map(float, raw["map_line"])), num_images=int(raw["num_images"]),
+            data_name=str(raw["data_name"]), calibration_name=str(raw["calibration_name"]),
+            weights_name=str(raw["weights_name"]), weights_sha256=str(raw["weights_sha256"]),
+        )
+    except (KeyError, ValueError) as e:
+        raise ReferenceFileError(f"{path} is not a complete OOD reference file ({e}); rebuild it with `{REGENERATE}`") from None
 
 
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis.reference", description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data/train", help="training image folder or STL-10 .bin")
+    p.add_argument("--data", default="../shared/data/train", help="training photos (a folder or STL-10 .bin)")
+    p.add_argument("--calibration", default="../shared/data/val",
+                   help="more in-distribution photos for the calibration, none of them in --data")
     p.add_argument("--out", default=str(REFERENCE_PATH), help="output .npz (default: the shipped file)")
     p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
-    p.add_argument("--calibration", default="../shared/data/stl10-samples",
-                   help="in-distribution images that set the OOD verdict thresholds")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)
@@ -187,10 +186,9 @@ def main(argv=None) -> int:
     except (*INPUT_ERRORS, ReferenceFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    unusual, outside = reference["ood_thresholds"]
-    used = int((reference["counts"] > 0).sum())
-    print(f"{reference['num_images']} images, {used}/{len(reference['counts'])} codes used, "
-          f"thresholds {unusual:.2f}/{outside:.2f} bits -> {out}")
+    unusual, outside = reference.calibration.thresholds
+    print(f"prior fit on {reference.num_images} images, calibrated on {len(reference.calibration.values)} photos, "
+          f"thresholds {unusual:.2f}/{outside:.2f} -> {out}")
     return 0
 
 
