@@ -17,7 +17,7 @@ Features of an image, all in bits per token (``TESTS`` lists how each is read):
 Each test turns one feature into an upper-tail probability ``p`` among held-out calibration
 photos, empirical inside their range and extrapolated beyond their 90th percentile with an
 exponential tail fit to the excesses. The combined score is the smallest ``p``, Bonferroni
-corrected for the number of tests, in decades: ``score = -log10(min(1, len(TESTS) * min p))``;
+corrected for the number of tests, in decades: ``score = max(0, -log10(len(TESTS) * min p))``;
 higher means more unusual. Its 95th and 99th percentiles over the calibration photos are the
 "unusual" and "out of distribution" thresholds, and the test with the smallest ``p`` explains
 the verdict.
@@ -185,13 +185,14 @@ def _tail(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return values, start, float(excess.mean()) if excess.size else 1.0
 
 
-def upper_tail_p(x: float, tail: tuple[np.ndarray, float, float]) -> float:
-    """P(calibration value >= x): empirical with one pseudo-count, exponential beyond the tail's start."""
+def upper_tail_log10_p(x: float, tail: tuple[np.ndarray, float, float]) -> float:
+    """log10 P(calibration value >= x): empirical with one pseudo-count, exponential beyond the
+    tail's start (in logs, so that extreme images keep their order instead of reaching p = 0)."""
     values, start, scale = tail
     n = values.size
     if x <= start:
-        return (n - np.searchsorted(values, x, side="left") + 1) / (n + 1)
-    return (1 - TAIL_FROM / 100) * math.exp(-(x - start) / max(scale, 1e-9))
+        return math.log10((n - np.searchsorted(values, x, side="left") + 1) / (n + 1))
+    return math.log10(1 - TAIL_FROM / 100) - (x - start) / max(scale, 1e-9) / math.log(10)
 
 
 @dataclass(frozen=True)
@@ -221,9 +222,9 @@ class Calibration:
         return cls(values, (float(unusual), float(outside)))
 
     def combine(self, tail_values_row) -> tuple[float, np.ndarray]:
-        """(combined score, each test's upper-tail p) for one row of ``tail_values``."""
-        p = np.array([upper_tail_p(x, tail) for x, tail in zip(tail_values_row, self.tails, strict=True)])
-        return float(-math.log10(min(1.0, len(TESTS) * p.min()))), p
+        """(combined score, each test's log10 upper-tail p) for one row of ``tail_values``."""
+        log_p = np.array([upper_tail_log10_p(x, tail) for x, tail in zip(tail_values_row, self.tails, strict=True)])
+        return max(0.0, -float(log_p.min()) - math.log10(len(TESTS))), log_p
 
 
 def tail_values(features: Features) -> np.ndarray:
@@ -231,15 +232,21 @@ def tail_values(features: Features) -> np.ndarray:
     return np.array([features.value(t.feature) if t.upper else -features.value(t.feature) for t in TESTS])
 
 
-def verdict(score: float, p: np.ndarray, thresholds: tuple[float, float]) -> Verdict:
-    """The label for ``score`` against the thresholds, explained by the test with the smallest ``p``."""
-    test = TESTS[int(np.argmin(p))]
+def verdict(score: float, log_p: np.ndarray, thresholds: tuple[float, float]) -> Verdict:
+    """The label for ``score`` against the thresholds, explained by the test with the smallest p
+    (``log_p``: each test's log10 p)."""
+    test = TESTS[int(np.argmin(log_p))]
     unusual, outside = thresholds
-    beyond = 100 * (1 - p.min())
+    beyond = percentile(log_p.min())
     if score <= unusual:
         return Verdict(IN_DISTRIBUTION, "like the calibration photos on every feature", test.name)
     label = UNUSUAL if score <= outside else OUT_OF_DISTRIBUTION
-    return Verdict(label, f"{test.reason} (beyond {beyond:.2f}% of the calibration photos)", test.name)
+    return Verdict(label, f"{test.reason} (beyond {beyond:.4g}% of the calibration photos)", test.name)
+
+
+def percentile(log10_p: float) -> float:
+    """The percentile among the calibration photos of a value with upper-tail log10 p."""
+    return 100 * (1 - 10**log10_p)
 
 
 @dataclass(frozen=True)
@@ -268,9 +275,9 @@ class OODReference:
         return self.score_features(image_features(rgb, indices, self.prior, self.probs, self.complexity_line))
 
     def score_features(self, features: Features) -> OODScore:
-        score, p = self.calibration.combine(tail_values(features))
-        percentiles = {t.name: float(100 * (1 - q)) for t, q in zip(TESTS, p, strict=True)}
-        return OODScore(score, features, percentiles, verdict(score, p, self.calibration.thresholds))
+        score, log_p = self.calibration.combine(tail_values(features))
+        percentiles = {t.name: percentile(q) for t, q in zip(TESTS, log_p, strict=True)}
+        return OODScore(score, features, percentiles, verdict(score, log_p, self.calibration.thresholds))
 
     def token_map(self, rgb: np.ndarray, indices) -> np.ndarray:
         """Per token: surprisal minus a photo token's expected surprisal at its local complexity, bits (S, S)."""

@@ -3,8 +3,8 @@
 Nothing here shows or saves: the caller decides. Maps go through a numpy colour lookup table
 (about a millisecond for a 96x96 map) rather than a figure. Charts are built on
 ``matplotlib.figure.Figure`` directly, outside pyplot's global registry, so a server that
-makes one per request leaks nothing. Error and surprisal maps use fixed scales, so the
-colours of two images can be compared.
+makes one per request leaks nothing. Error and OOD maps use fixed scales, so the colours of
+two images can be compared.
 """
 
 import itertools
@@ -17,12 +17,11 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 from analysis.codebook import as_indices
-from analysis.reference import auroc
+from analysis.ood import MAP_VMAX, MAP_VMIN, auroc
 
 LUT_SIZE = 256
-TOKEN_CMAP, ERROR_CMAP, SURPRISAL_CMAP = "turbo", "magma", "viridis"
+TOKEN_CMAP, ERROR_CMAP, OOD_MAP_CMAP = "turbo", "magma", "RdBu_r"  # the OOD map diverges around 0
 ERROR_VMAX = 32.0  # mean absolute RGB error, 8-bit units, at the top of the error colour scale
-SURPRISAL_VMAX = 25.0  # bits; an unseen code costs ~24.7 bits with the shipped reference
 GAP = 2  # pixels between the tiles of the sample grid
 LABEL_HEIGHT = 14  # pixels of the PSNR label band under the sample grid
 
@@ -62,9 +61,11 @@ def error_heatmap(err, vmax: float = ERROR_VMAX) -> np.ndarray:
     return colorize(err, ERROR_CMAP, 0.0, vmax)
 
 
-def surprisal_heatmap(surprisal, vmax: float = SURPRISAL_VMAX) -> np.ndarray:
-    """A surprisal map (bits) on the fixed scale 0..``vmax``."""
-    return colorize(surprisal, SURPRISAL_CMAP, 0.0, vmax)
+def ood_map_heatmap(ood_map) -> np.ndarray:
+    """An OOD map (``analysis.ood``, bits per token) on the fixed scale ``MAP_VMIN``..``MAP_VMAX``:
+    blue where a token is more predictable than a photo's of the same local complexity, white as
+    predictable, red less."""
+    return colorize(ood_map, OOD_MAP_CMAP, MAP_VMIN, MAP_VMAX)
 
 
 def sample_grid(originals, reconstructions, psnrs) -> np.ndarray:
@@ -145,7 +146,7 @@ def rd_plot(qkvae_point, jpeg_curve, qkvae_entropy_bpp: float | None = None) -> 
 
 
 def ood_histogram(scores_in, scores_out, thresholds=None, labels=("in distribution", "out of distribution"),
-                  xlabel="mean surprisal (bits/token)") -> Figure:
+                  xlabel="OOD score") -> Figure:
     """Overlaid histograms of in- and out-of-distribution scores, with the verdict thresholds and the AUROC."""
     scores_in, scores_out = np.ravel(scores_in), np.ravel(scores_out)
     bins = np.histogram_bin_edges(np.concatenate([scores_in, scores_out]), bins=30)

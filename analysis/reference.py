@@ -101,9 +101,10 @@ def build_reference(model, data, calibration, batch_size: int = BATCH_SIZE) -> O
     probs = unigram_probabilities(unigram, ALPHA)
     cal_rgb = np.concatenate([held_rgb, extra_rgb])
     cal_ids = encode_images(model, cal_rgb, batch_size, desc="calibrating")
-    calibration, complexity_line = calibrate(prior, probs, cal_rgb, cal_ids)
+    fitted_calibration, complexity_line = calibrate(prior, probs, cal_rgb, cal_ids)
     return OODReference(
-        prior=prior, unigram_counts=unigram, alpha=ALPHA, calibration=calibration, complexity_line=complexity_line,
+        prior=prior, unigram_counts=unigram, alpha=ALPHA, calibration=fitted_calibration,
+        complexity_line=complexity_line,
         map_line=map_line(prior, cal_rgb, cal_ids), num_images=len(fit_rgb), data_name=Path(data).name,
         calibration_name=f"{Path(data).name} held out + {Path(calibration).name}",
         weights_name=weights_name, weights_sha256=weights_sha256,

@@ -16,7 +16,7 @@ import torch
 from analysis.codebook import CodebookStats, CodebookSummary
 from analysis.metrics import pixel_error, token_error
 from analysis.rate import bits_per_pixel, empirical_entropy_bits, jpeg_at_bytes, nominal_bits
-from analysis.reference import DEFAULT_OOD_THRESHOLDS, OOD_SCORE, ood_score, ood_verdict, surprisal_map
+from analysis.ood import OODReference, OODScore
 from analysis.stability import precision_agreement, reencode_stability
 from qkvae.image import to_uint8
 from qkvae.metrics import psnr, ssim
@@ -31,12 +31,12 @@ class ImageSummary:
     psnr: float
     ssim: float
     rate: dict  # nominal_bits, bits_per_pixel, own_entropy_bits, jpeg_equal_bytes[, reference_bits]
-    ood_score: dict | None  # mean_surprisal, kl, verdict_score, verdict; None without a reference
+    ood_score: OODScore | None  # None without a reference
     jpeg_rgb: np.ndarray  # uint8 (H, W, 3), JPEG at the same bytes, decoded (not in the JSON)
 
     def to_json(self) -> dict:
         out = {"psnr": self.psnr, "ssim": self.ssim, "rate": self.rate}
-        return out if self.ood_score is None else {**out, "ood_score": self.ood_score}
+        return out if self.ood_score is None else {**out, "ood_score": self.ood_score.to_json()}
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,16 @@ class ImageReport:
     reconstruction: np.ndarray  # uint8 (96, 96, 3)
     pixel_error: np.ndarray  # (96, 96), 8-bit units
     token_error: np.ndarray  # (48, 48), 8-bit units
-    surprisal: np.ndarray | None  # (48, 48) bits; None without a reference
+    ood_map: np.ndarray | None  # (48, 48) bits (``OODReference.token_map``); None without a reference
     codebook: CodebookSummary  # this image's tokens
     stability: dict | None  # reencode (fraction of tokens unchanged), precision (fp32 vs bf16), as asked
 
 
-def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, probs=None,
-                  thresholds=DEFAULT_OOD_THRESHOLDS, config: QKVAEConfig = QKVAEConfig()) -> ImageSummary:
+def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, reference: OODReference | None = None,
+                  config: QKVAEConfig = QKVAEConfig()) -> ImageSummary:
     """The figures for one uint8 (H, W, 3) image and its reconstruction: PSNR, SSIM, rate (nominal
-    and entropy bits, JPEG at the nominal size) and, given the reference ``probs``, the OOD score
-    (``mean_surprisal``, ``kl``, and a ``verdict`` on the ``verdict_score`` against ``thresholds``)
-    and the reference-coded bits."""
+    and entropy bits, JPEG at the nominal size) and, given the OOD ``reference``, the OOD score
+    and the bits of the ids coded with the reference's token frequencies."""
     nominal = nominal_bits(config)
     jpeg = jpeg_at_bytes(original, nominal / 8)
     rate = {
@@ -70,20 +69,18 @@ def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, pro
         "jpeg_equal_bytes": {k: v for k, v in jpeg.items() if k != "rgb"},
     }
     score = None
-    if probs is not None:
-        rate["reference_bits"] = empirical_entropy_bits(indices, probs)
-        score = ood_score(indices, probs)
-        score = {**score, "verdict_score": OOD_SCORE, "verdict": ood_verdict(score[OOD_SCORE], thresholds)}
+    if reference is not None:
+        rate["reference_bits"] = empirical_entropy_bits(indices, reference.probs)
+        score = reference.score(original, indices)
     return ImageSummary(psnr(original, reconstruction), ssim(original, reconstruction), rate, score, jpeg["rgb"])
 
 
-def analyze_image(model, x: torch.Tensor, probs, thresholds=DEFAULT_OOD_THRESHOLDS,
+def analyze_image(model, x: torch.Tensor, reference: OODReference | None,
                   stability: bool = True, precision: bool = False) -> ImageReport:
     """Analyse one image (3, 96, 96) in [-1, 1] with the model.
 
-    ``probs`` are the reference token probabilities (``reference.token_probabilities``; None
-    leaves out the surprisal map and the OOD score). Pass the reference file's
-    ``ood_thresholds`` for a verdict calibrated to the loaded weights. ``stability`` adds the
+    ``reference`` (``analysis.reference.load_reference`` for the model's weights; None leaves out
+    the OOD map and score) gives the OOD score, its verdict and the OOD map. ``stability`` adds the
     re-encode agreement, ``precision`` the fp32 against bf16 comparison (seconds on a CPU).
     """
     config = model.config
@@ -97,14 +94,14 @@ def analyze_image(model, x: torch.Tensor, probs, thresholds=DEFAULT_OOD_THRESHOL
     if precision:
         checks["precision"] = precision_agreement(model, x, indices, x_hat)
     return ImageReport(
-        summary=image_summary(original, reconstruction, indices, probs, thresholds, config),
+        summary=image_summary(original, reconstruction, indices, reference, config),
         indices=indices.numpy().reshape(config.grid_size, config.grid_size),
         x_hat=x_hat,
         original=original,
         reconstruction=reconstruction,
         pixel_error=pixel_error(original, reconstruction),
         token_error=token_error(original, reconstruction),
-        surprisal=None if probs is None else surprisal_map(indices, probs),
+        ood_map=None if reference is None else reference.token_map(original, indices),
         codebook=stats.result(),
         stability=checks or None,
     )

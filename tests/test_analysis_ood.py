@@ -8,14 +8,22 @@ import pytest
 
 from analysis.ood import (IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, TAIL_FROM, TESTS, UNUSUAL, Calibration, Features,
                           OODScore, auroc, fpr_at_tpr, histogram_kl, local_bits, map_error_correlation, png_bits,
-                          tail_values, unigram_probabilities, upper_tail_p, verdict)
+                          tail_values, unigram_probabilities, upper_tail_log10_p, verdict)
 from analysis.ood import _tail as tail_of
+
+
+LINE = (1.7, 0.14)  # a photo's prior bits against its PNG bits
+
+
+def features(prior_bits: float, png: float, kl: float) -> Features:
+    return Features(prior_bits, png, kl, LINE[0] + LINE[1] * png)
 
 
 def photo_like_features(n: int = 400, seed: int = 0) -> list[Features]:
     rng = np.random.default_rng(seed)
-    prior = rng.normal(10.8, 0.6, n)
-    return [Features(float(p), float(p / 0.14 + rng.normal(0, 4)), float(rng.normal(2.3, 0.3))) for p in prior]
+    png = rng.normal(63, 8, n)
+    return [features(float(LINE[0] + LINE[1] * b + rng.normal(0, 0.4)), float(b), float(rng.normal(2.3, 0.3)))
+            for b in png]
 
 
 def test_png_and_local_bits_rank_flat_below_noise(rgb):
@@ -41,14 +49,19 @@ def test_histogram_kl():
 def test_upper_tail_p_is_empirical_then_exponential():
     values = np.arange(1.0, 101.0)
     tail = tail_of(values)
-    assert upper_tail_p(-1e9, tail) == pytest.approx(1.0)
-    assert upper_tail_p(50.0, tail) == pytest.approx(52 / 101)  # 51 values >= 50, plus one
+
+    def p(x):
+        return 10 ** upper_tail_log10_p(x, tail)
+
+    assert p(-1e9) == pytest.approx(1.0)
+    assert p(50.0) == pytest.approx(52 / 101)  # 51 values >= 50, plus one
     start = tail[1]
-    assert upper_tail_p(start + 1e-9, tail) == pytest.approx(1 - TAIL_FROM / 100, rel=0.01)
+    assert p(start + 1e-9) == pytest.approx(1 - TAIL_FROM / 100, rel=0.01)
     xs = np.linspace(0, 400, 200)
-    ps = [upper_tail_p(x, tail) for x in xs]
-    assert all(a >= b for a, b in zip(ps, ps[1:]))
-    assert 0 < ps[-1] < 1e-6
+    log_ps = [upper_tail_log10_p(x, tail) for x in xs]
+    assert all(a >= b for a, b in zip(log_ps, log_ps[1:]))
+    assert log_ps[-1] < -6
+    assert math.isfinite(upper_tail_log10_p(1e12, tail))  # far out, still ordered, never p = 0
 
 
 def test_calibration_thresholds_sit_at_the_photos_percentiles():
@@ -66,26 +79,27 @@ def test_calibration_thresholds_sit_at_the_photos_percentiles():
 def test_verdicts_name_the_feature_that_drove_them():
     cal = Calibration.fit(photo_like_features())
     typical = photo_like_features(1, seed=5)[0]
-    flat = Features(prior_bits=4.0, png_bits=1.0, kl=2.3)  # very predictable tokens
-    text = Features(prior_bits=11.0, png_bits=30.0, kl=2.3)  # unpredictable tokens for its few pixel bits
-    mix = Features(prior_bits=10.8, png_bits=77.0, kl=9.0)
-    noise = Features(prior_bits=16.0, png_bits=114.0, kl=2.3)
-    for features, name in ((flat, "simple"), (text, "complexity"), (mix, "token_mix"), (noise, "complex")):
-        score, p = cal.combine(tail_values(features))
+    smooth = features(5.0, 60.0, 2.3)  # very predictable tokens for its PNG size
+    text = features(11.0, 30.0, 2.3)  # unpredictable tokens for its few pixel bits
+    mix = features(10.5, 63.0, 9.0)
+    noise = features(16.0, 114.0, 2.3)
+    for f, name in ((smooth, "simple"), (text, "excess"), (mix, "token_mix"), (noise, "complex")):
+        score, p = cal.combine(tail_values(f))
         v = verdict(score, p, cal.thresholds)
         assert (v.label, v.feature) == (OUT_OF_DISTRIBUTION, name)
         assert next(t.reason for t in TESTS if t.name == name) in v.explanation
     score, p = cal.combine(tail_values(typical))
     assert verdict(score, p, cal.thresholds).label in (IN_DISTRIBUTION, UNUSUAL)
-    assert verdict(0.0, np.ones(len(TESTS)), cal.thresholds).label == IN_DISTRIBUTION
+    assert verdict(0.0, np.zeros(len(TESTS)), cal.thresholds).label == IN_DISTRIBUTION
 
 
 def test_ood_score_json():
-    v = verdict(5.0, np.array([1e-6, 0.5, 0.5, 0.5]), (1.0, 2.0))
-    s = OODScore(5.0, Features(10.0, 30.0, 3.0), {t.name: 50.0 for t in TESTS}, v)
+    v = verdict(5.0, np.log10([1e-6, 0.5, 0.5, 0.5, 0.5]), (1.0, 2.0))
+    s = OODScore(5.0, features(10.0, 30.0, 3.0), {t.name: 50.0 for t in TESTS}, v)
     out = json.loads(json.dumps(s.to_json()))
     assert out["score"] == 5.0
     assert out["features"]["complexity_corrected"] == -20.0
+    assert out["features"]["excess_bits"] == pytest.approx(10.0 - (1.7 + 0.14 * 30))
     assert out["verdict"] == {"label": OUT_OF_DISTRIBUTION, "explanation": v.explanation, "feature": "complexity"}
 
 

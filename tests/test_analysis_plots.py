@@ -5,6 +5,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from analysis import plots
+from analysis.ood import MAP_VMAX, MAP_VMIN
 
 
 def cmap_rgb(name, t):
@@ -32,8 +33,13 @@ def test_heatmaps_use_fixed_scales():
     err = np.full((96, 96), plots.ERROR_VMAX)
     np.testing.assert_array_equal(plots.error_heatmap(err)[0, 0], cmap_rgb(plots.ERROR_CMAP, 1.0))
     np.testing.assert_array_equal(plots.error_heatmap(np.zeros((96, 96)))[0, 0], cmap_rgb(plots.ERROR_CMAP, 0.0))
-    s = plots.surprisal_heatmap(np.full((48, 48), plots.SURPRISAL_VMAX))
-    np.testing.assert_array_equal(s[5, 5], cmap_rgb(plots.SURPRISAL_CMAP, 1.0))
+    ood_map = np.zeros((48, 48))
+    ood_map[0, 0], ood_map[1, 1], ood_map[2, 2] = MAP_VMAX, MAP_VMIN, 100.0
+    m = plots.ood_map_heatmap(ood_map)
+    np.testing.assert_array_equal(m[0, 0], cmap_rgb(plots.OOD_MAP_CMAP, 1.0))
+    np.testing.assert_array_equal(m[1, 1], cmap_rgb(plots.OOD_MAP_CMAP, 0.0))
+    np.testing.assert_array_equal(m[2, 2], m[0, 0])  # clipped: the same scale for every image
+    np.testing.assert_array_equal(m[5, 5], cmap_rgb(plots.OOD_MAP_CMAP, 0.5))  # 0 bits: the middle colour
     tokens = plots.token_heatmap(np.r_[0, np.full(2303, 15359)])
     assert tokens.shape == (48, 48, 3)
     np.testing.assert_array_equal(tokens[0, 0], cmap_rgb(plots.TOKEN_CMAP, 0.0))
