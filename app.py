@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from analysis import plots
-from analysis.reference import DEFAULT_OOD_THRESHOLDS, token_probabilities
+from analysis.ood import MAP_VMAX, MAP_VMIN
 from analysis.report import analyze_image
 from qkvae import ImageError, QKVAEConfig, SourceError, TokenError, load_image, load_tokens
 from qkvae.image import RESIZE_MODES, to_uint8
@@ -30,11 +30,9 @@ from qkvae_app.settings import EXAMPLES_DIR, Settings, load_model, load_ood_refe
 SETTINGS = Settings.from_env()
 MODEL, MODEL_ERROR = load_model(SETTINGS)
 CONFIG = MODEL.config if MODEL is not None else QKVAEConfig()
-REFERENCE, REFERENCE_ERROR = load_ood_reference(SETTINGS)
-PROBS = token_probabilities(REFERENCE["counts"], REFERENCE["alpha"]) if REFERENCE else None
-THRESHOLDS = tuple((REFERENCE or {}).get("ood_thresholds", DEFAULT_OOD_THRESHOLDS))
-STATUS = panels.status_html(MODEL, MODEL_ERROR, panels.reference_note(
-    REFERENCE, REFERENCE_ERROR, weights_fingerprint(MODEL)[1] if MODEL is not None else ""))
+REFERENCE, REFERENCE_ERROR = load_ood_reference(SETTINGS, weights_fingerprint(MODEL)[1] if MODEL is not None else None)
+THRESHOLDS = REFERENCE.calibration.thresholds if REFERENCE is not None else None
+STATUS = panels.status_html(MODEL, MODEL_ERROR, panels.reference_note(REFERENCE, REFERENCE_ERROR))
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 MODE_LABELS = {"resize": "stretch (as the card)", "center_crop": "centre crop", "pad": "pad with grey"}
 MODE_CHOICES = [(MODE_LABELS[m], m) for m in RESIZE_MODES]
@@ -54,7 +52,7 @@ def _decode(grid: np.ndarray) -> np.ndarray:
 
 def reconstruct(image, mode: str):
     """An image file and a resize mode -> input, reconstruction, JPEG at equal bytes, PSNR, SSIM,
-    token / error / surprisal maps, OOD and rate panels, codebook and level charts, tokens.
+    token / error / OOD maps, OOD and rate panels, codebook and level charts, tokens.
 
     The event runs with ``preprocess=False``: ``image`` is Gradio's file payload (or a path when
     called directly), so this app, not Pillow inside Gradio, decodes the file and explains failures.
@@ -67,7 +65,7 @@ def reconstruct(image, mode: str):
         x = load_image(path, model.config.image_size, mode)
     except ValueError as e:  # ImageError, or an unknown mode
         raise gr.Error(str(e), title="Cannot read this image") from None
-    report = analyze_image(model, x, PROBS, THRESHOLDS, stability=False)
+    report = analyze_image(model, x, REFERENCE, stability=False)
     return reconstruct_view.ReconstructView.of(report, THRESHOLDS, model.config.codebook_size, Path(path).stem).values()
 
 
@@ -198,6 +196,7 @@ CSS = """
 .qk-ok { background: #dcfce7; color: #166534; }
 .qk-warn { background: #fef3c7; color: #92400e; }
 .qk-bad { background: #fee2e2; color: #991b1b; }
+.qk-table tr.qk-drove td { font-weight: 600; }
 .qk-table, .qk-table tr { border-collapse: collapse; font-size: 0.85rem; width: 100%; border: none; }
 .qk-table td, .qk-table th { padding: 0.15rem 0.5rem; text-align: right; border: none; border-bottom: 1px solid var(--border-color-primary); background: none; }
 .qk-table td:first-child, .qk-table th:first-child { text-align: left; }
@@ -238,7 +237,8 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                     with gr.Row():
                         token_map = pixel_view("Token ids: click to inspect")
                         error_map = pixel_view(f"Error per token (0–{plots.ERROR_VMAX:.0f})")
-                        surprisal_map = pixel_view(f"Surprisal (0–{plots.SURPRISAL_VMAX:.0f} bits)")
+                        ood_map = pixel_view(f"OOD map, bits/token ({MAP_VMIN:+.0f} blue … {MAP_VMAX:+.0f} red "
+                                             "than a photo token of the same detail)")
             with gr.Row():
                 ood_panel = gr.HTML()
                 rate_panel = gr.HTML()
@@ -303,7 +303,7 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
     TOKEN_OUTPUTS = [edited, grid_view, decoded_view, edited_view, change_view, token_info, token_files]
     RECONSTRUCT_OUTPUTS = reconstruct_view.outputs({
         "model_input": model_input, "reconstruction": reconstruction, "jpeg": jpeg, "psnr": psnr, "ssim": ssim,
-        "token_map": token_map, "error_map": error_map, "surprisal_map": surprisal_map, "ood_panel": ood_panel,
+        "token_map": token_map, "error_map": error_map, "ood_map": ood_map, "ood_panel": ood_panel,
         "rate_panel": rate_panel, "codebook_chart": codebook_chart, "level_charts": level_charts, "tokens": tokens})
     gr.on([image.change, mode.change], reconstruct, [image, mode], RECONSTRUCT_OUTPUTS,
           api_name="reconstruct", preprocess=False
@@ -312,7 +312,7 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                         ).success(open_tokens, [tokens, row, col], TOKEN_OUTPUTS, api_visibility="undocumented")
     reset.click(open_tokens, [tokens, row, col], TOKEN_OUTPUTS, api_visibility="undocumented")
     grid_view.select(select_token, None, [row, col], api_visibility="undocumented")
-    gr.on([token_map.select, error_map.select, surprisal_map.select], inspect_token, None, [row, col, tabs],
+    gr.on([token_map.select, error_map.select, ood_map.select], inspect_token, None, [row, col, tabs],
           api_visibility="undocumented")
     # One at a time: a click sets both row and col, and the answer for the first must not arrive last.
     gr.on([row.change, col.change], show_token, [tokens, edited, row, col], [grid_view, token_info],

@@ -5,13 +5,17 @@
 
 PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with mode
 "resize", as at inference. Writes to DIR (default ``runs/evaluate``):
-- ``results.json``: ``"images"`` (per image: name, psnr, ssim, ood_score, rate, stability)
-  and ``"aggregate"`` (means, codebook statistics, OOD score distribution and the AUROC of
-  the data against out-of-distribution images, the JPEG comparison, timing);
+- ``results.json``: ``"images"`` (per image: name, psnr, ssim, ood_score (``OODScore.to_json``:
+  ``score``, features, percentiles, verdict), rate, stability) and ``"aggregate"`` (means,
+  codebook statistics, the JPEG comparison, timing, and ``ood``: the OOD score and verdicts of
+  the data and of the OOD set; ``detection``, overall and per OOD category, the AUROC and the
+  FPR at 95% TPR of the combined score and of the histogram KL alone, the data being the
+  in-distribution side; and the Spearman correlation across tokens between the OOD map and the
+  token error, per image, for the data and the OOD set);
 - ``sample_grid.png`` (the first 16 images over their reconstructions, with PSNR) and the
   plots: codebook_histogram, level_histograms, usage_curve, rd_plot, ood_histogram.
-The OOD figures need reference counts made with the same weights (``analysis.reference``);
-without any, they are left out. bf16 agreement runs on the first N images only: on a CPU
+The OOD figures need an OOD reference made with the same weights (``analysis.reference``);
+without one, they are left out. bf16 agreement runs on the first N images only: on a CPU
 without bf16 units each image takes seconds.
 """
 
@@ -26,15 +30,16 @@ from PIL import Image
 
 from analysis import plots
 from analysis.codebook import CodebookStats, CodebookSummary
-from analysis.ood_images import ood_images
+from analysis.metrics import token_error
+from analysis.ood import OODReference, OODScore, auroc, fpr_at_tpr, map_error_correlation
+from analysis.ood_images import OODSet, ood_images
 from analysis.rate import JPEG_QUALITIES, jpeg_curve
-from analysis.reference import (DEFAULT_OOD_THRESHOLDS, OOD_SCORE, REFERENCE_PATH, ReferenceFileError, auroc,
-                                load_reference, ood_score, ood_verdict, token_probabilities)
+from analysis.reference import REFERENCE_PATH, ReferenceFileError, load_reference
 from analysis.report import image_summary
 from analysis.stability import precision_agreement, token_agreement
 from qkvae import INPUT_ERRORS
 from qkvae.image import to_tensor
-from qkvae.pipeline import BATCH_SIZE, SetReconstruction, encode_images, load_fitted, reconstruct_set
+from qkvae.pipeline import BATCH_SIZE, FittedImages, SetReconstruction, encode_images, load_fitted, reconstruct_set
 from qkvae.weights import load_qkvae, weights_fingerprint
 
 GRID_IMAGES = 16
@@ -83,43 +88,66 @@ def mean_of(images: list[dict], *path) -> float:
     return float(np.mean(values))
 
 
-def verdict_counts(scores: list[dict], thresholds) -> dict:
-    """How many images get each verdict ("in distribution", "unusual", "out of distribution")."""
-    verdicts = [ood_verdict(s[OOD_SCORE], thresholds).split(":")[0] for s in scores]
-    return {v: verdicts.count(v) for v in sorted(set(verdicts))}
+def verdict_counts(scores: list[OODScore]) -> dict:
+    """How many images get each verdict label."""
+    labels = [s.verdict.label for s in scores]
+    return {label: labels.count(label) for label in sorted(set(labels))}
 
 
-def ood_summary(data_scores: list[dict], ood_names, out_scores: list[dict], thresholds) -> dict:
-    """The OOD score distribution and verdicts on the data and on the OOD set, and the AUROC of each score."""
+def detection(scores_in: list[OODScore], scores_out: list[OODScore]) -> dict:
+    """AUROC and FPR at 95% TPR of the combined score, next to the histogram KL alone (the old score)."""
+    pairs = {"score": lambda s: s.score, "kl": lambda s: s.features.kl}
+    values = {k: ([f(s) for s in scores_in], [f(s) for s in scores_out]) for k, f in pairs.items()}
+    return {
+        "num_images": len(scores_out),
+        "auroc": {k: auroc(*v) for k, v in values.items()},
+        "fpr_at_95_tpr": {k: fpr_at_tpr(*v) for k, v in values.items()},
+    }
+
+
+def map_correlations(reference: OODReference, originals, indices, recons) -> np.ndarray:
+    """Per image: Spearman correlation across tokens between the OOD map and the token error."""
+    return np.array([map_error_correlation(reference.token_map(a, ids), token_error(a, b))
+                     for a, ids, b in zip(originals, indices, recons, strict=True)])
+
+
+def ood_summary(reference: OODReference, data_scores: list[OODScore], data_maps: np.ndarray, ood: OODSet,
+                out_scores: list[OODScore], out_maps: np.ndarray) -> dict:
+    """The OOD score and verdicts on the data and on the OOD set; per OOD category and overall,
+    how well the score (and the KL alone) tells them apart; how well the map follows the error."""
     summary = {
-        "score": OOD_SCORE,
-        "thresholds": thresholds,
-        "data": {k: describe([s[k] for s in data_scores]) for k in ("mean_surprisal", "kl")},
-        "data_verdicts": verdict_counts(data_scores, thresholds),
+        "thresholds": reference.calibration.thresholds,
+        "data": {"score": describe([s.score for s in data_scores]), "kl": describe([s.features.kl for s in data_scores]),
+                 "verdicts": verdict_counts(data_scores), "map_error_spearman": describe(data_maps)},
     }
     if out_scores:
+        categories = dict.fromkeys(ood.categories)
+        by_category = {c: [i for i, k in enumerate(ood.categories) if k == c] for c in categories}
         summary["ood_set"] = {
             "num_images": len(out_scores),
-            "scores": dict(zip(ood_names, out_scores, strict=True)),
-            **{k: describe([s[k] for s in out_scores]) for k in ("mean_surprisal", "kl")},
-            "verdicts": verdict_counts(out_scores, thresholds),
+            "scores": {name: s.to_json() for name, s in zip(ood.names, out_scores, strict=True)},
+            "score": describe([s.score for s in out_scores]),
+            "verdicts": verdict_counts(out_scores),
+            "map_error_spearman": describe(out_maps),
         }
-        summary["auroc"] = {
-            k: auroc([s[k] for s in data_scores], [s[k] for s in out_scores]) for k in ("mean_surprisal", "kl")
-        }
+        summary["detection"] = {"all": detection(data_scores, out_scores), **{
+            c: {**detection(data_scores, [out_scores[i] for i in keep]),
+                "map_error_spearman": float(np.mean(out_maps[keep]))}
+            for c, keep in by_category.items()}}
     return summary
 
 
-def model_pass(model, reconstructed: SetReconstruction, ood_rgb, batch_size=BATCH_SIZE,
+def model_pass(model, reconstructed: SetReconstruction, ood: OODSet | None, batch_size=BATCH_SIZE,
                precision_images=PRECISION_IMAGES) -> dict:
-    """The model calls after the reconstruction, batched: re-encode agreement, bf16 check, OOD ids."""
+    """The model calls after the reconstruction, batched: re-encode agreement, bf16 check, and the
+    OOD set's reconstruction (None without one)."""
     start = time.perf_counter()
     rgb, indices, recons = reconstructed.originals, reconstructed.indices, reconstructed.reconstructions
     out = {
         "indices": indices,
         "recons": recons,
         "reencode": token_agreement(indices, encode_images(model, recons, batch_size, desc="re-encoding")),
-        "ood_indices": encode_images(model, ood_rgb, batch_size, desc="encoding OOD"),
+        "ood": None if ood is None else reconstruct_set(model, FittedImages(ood.names, ood.images, None, []), batch_size),
         "bf16": None,
     }
     n = min(precision_images, len(rgb))
@@ -129,17 +157,21 @@ def model_pass(model, reconstructed: SetReconstruction, ood_rgb, batch_size=BATC
     return out
 
 
-def image_entries(names, rgb, passed: dict, probs, thresholds, config) -> list[dict]:
-    """Per image: name, ``image_summary`` figures and stability (bf16 for the first few)."""
+def image_entries(names, rgb, passed: dict, reference: OODReference | None, config) -> tuple[list[dict], list]:
+    """Per image: name, ``image_summary`` figures and stability (bf16 for the first few); and
+    the images' ``OODScore``s (empty without a reference)."""
     bf16 = passed["bf16"] or {}
-    images = []
+    images, scores = [], []
     for i, name in enumerate(names):
-        summary = image_summary(rgb[i], passed["recons"][i], passed["indices"][i], probs, thresholds, config).to_json()
-        summary["stability"] = {"reencode": passed["reencode"][i]}
+        summary = image_summary(rgb[i], passed["recons"][i], passed["indices"][i], reference, config)
+        entry = summary.to_json()
+        entry["stability"] = {"reencode": passed["reencode"][i]}
         if bf16 and i < len(bf16["agreement"]):
-            summary["stability"]["bf16"] = {k: v[i] for k, v in bf16.items()}
-        images.append({"name": name, **summary})
-    return images
+            entry["stability"]["bf16"] = {k: v[i] for k, v in bf16.items()}
+        images.append({"name": name, **entry})
+        if summary.ood_score is not None:
+            scores.append(summary.ood_score)
+    return images, scores
 
 
 def aggregate(images: list[dict], passed: dict, codebook: CodebookSummary, jpeg_points) -> dict:
@@ -180,30 +212,31 @@ def aggregate(images: list[dict], passed: dict, codebook: CodebookSummary, jpeg_
     return summary
 
 
-def evaluate(model, reconstructed: SetReconstruction, reference=None, ood=None, batch_size=BATCH_SIZE,
-             precision_images=PRECISION_IMAGES) -> tuple[dict, dict]:
+def evaluate(model, reconstructed: SetReconstruction, reference: OODReference | None = None, ood: OODSet | None = None,
+             batch_size=BATCH_SIZE, precision_images=PRECISION_IMAGES) -> tuple[dict, dict]:
     """Evaluate a reconstructed set (``qkvae.pipeline.reconstruct_set``); returns (results,
     pictures: name -> Figure or uint8 array).
 
-    ``reference`` is a ``load_reference`` dict (None: no OOD figures); ``ood`` is (names, images)
-    of out-of-distribution images for the AUROC.
+    ``reference`` is the OOD reference for the model's weights (None: no OOD figures); ``ood`` the
+    out-of-distribution images the data is told apart from (needs a reference).
     """
     start = time.perf_counter()
     config = model.config
     names, rgb = reconstructed.names, reconstructed.originals
-    ood_names, ood_rgb = ood if ood is not None and reference is not None else ([], rgb[:0])
-    passed = model_pass(model, reconstructed, ood_rgb, batch_size, precision_images)
-    probs = token_probabilities(reference["counts"]) if reference is not None else None
-    thresholds = (reference or {}).get("ood_thresholds", DEFAULT_OOD_THRESHOLDS)
-    images = image_entries(names, rgb, passed, probs, thresholds, config)
+    passed = model_pass(model, reconstructed, ood if reference is not None else None, batch_size, precision_images)
+    images, data_scores = image_entries(names, rgb, passed, reference, config)
     stats = CodebookStats(config.levels, config.num_tokens)
     stats.update(passed["indices"])
     codebook = stats.result()
     jpeg_points = np.mean([jpeg_curve(a, JPEG_QUALITIES) for a in rgb[:RD_IMAGES]], axis=0)
     summary = aggregate(images, passed, codebook, jpeg_points)
-    if probs is not None:
-        out_scores = [ood_score(ids, probs) for ids in passed["ood_indices"]]
-        summary["ood"] = ood_summary([im["ood_score"] for im in images], ood_names, out_scores, thresholds)
+    if reference is not None:
+        out = passed["ood"]
+        out_scores = [] if out is None else [reference.score(a, ids) for a, ids in zip(out.originals, out.indices)]
+        out_maps = np.zeros(0) if out is None else map_correlations(reference, out.originals, out.indices,
+                                                                      out.reconstructions)
+        data_maps = map_correlations(reference, rgb, passed["indices"], passed["recons"])
+        summary["ood"] = ood_summary(reference, data_scores, data_maps, ood, out_scores, out_maps)
     total = time.perf_counter() - start
     summary["timing"] = {"total_s": total, "model_s": passed["seconds"], "per_image_ms": 1000 * total / len(images)}
     results = {"images": images, "aggregate": summary}
@@ -223,10 +256,9 @@ def pictures(results: dict, rgb, recons, codebook: CodebookSummary, jpeg_points,
         "rd_plot": plots.rd_plot(rd["qkvae_point"], jpeg_points, rd.get("qkvae_entropy_bpp")),
     }
     ood = summary.get("ood", {})
-    if "auroc" in ood:
+    if "ood_set" in ood:
         out["ood_histogram"] = plots.ood_histogram(
-            [im["ood_score"][OOD_SCORE] for im in images],
-            [s[OOD_SCORE] for s in ood["ood_set"]["scores"].values()],
+            [im["ood_score"]["score"] for im in images], [s["score"] for s in ood["ood_set"]["scores"].values()],
             ood["thresholds"], labels=("data", "OOD set"))
     return out
 
@@ -243,12 +275,16 @@ def write_outputs(results: dict, pictures: dict, out) -> Path:
     return out
 
 
-def load_ood(choice: str, size: int):
-    """The OOD set for the AUROC: "builtin" (``analysis.ood_images``), "none", or a folder."""
+def load_ood(choice: str, size: int) -> OODSet | None:
+    """The OOD set for the AUROC: "builtin" (``analysis.ood_images``), "none", or any image source,
+    whose names ``<category>__<name>`` give the categories ("ood" for names without one)."""
     if choice == "none":
         return None
-    fitted = ood_images(size) if choice == "builtin" else load_fitted(choice, size)
-    return fitted.names, fitted.images
+    if choice == "builtin":
+        return ood_images(size)
+    fitted = load_fitted(choice, size)
+    categories = [n.rsplit("/", 1)[-1].split("__", 1)[0] if "__" in n else "ood" for n in fitted.names]
+    return OODSet(fitted.names, categories, fitted.images)
 
 
 def setup_args(argv=None) -> argparse.Namespace:
@@ -257,7 +293,7 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
     p.add_argument("--out", default="runs/evaluate", help="output folder")
     p.add_argument("--reference", default=None,
-                   help=f"reference counts (default: {REFERENCE_PATH.name} in assets/, if present)")
+                   help=f"OOD reference made with the weights (default: {REFERENCE_PATH.name} in assets/, if it matches)")
     p.add_argument("--ood", default="builtin", help='OOD images for the AUROC: "builtin", "none" or a folder')
     p.add_argument("--precision-images", type=int, default=PRECISION_IMAGES,
                    help="images checked under bf16 autocast (0: none)")
@@ -266,17 +302,17 @@ def setup_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _reference_for(path, weights_sha256: str) -> tuple[dict | None, dict]:
-    """The reference to score against, and what results.json says about it."""
-    if path is None and not REFERENCE_PATH.is_file():
-        print("warning: no reference counts shipped; OOD scores are left out", file=sys.stderr)
+def _reference_for(path, weights_sha256: str) -> tuple[OODReference | None, dict]:
+    """The OOD reference to score with, and what results.json says about it. A reference named
+    with ``--reference`` must load; the shipped one is left out, with a warning, when it is
+    missing or belongs to other weights."""
+    if path is not None:
+        return load_reference(path, weights_sha256), {"reference": Path(path).name}
+    try:
+        return load_reference(None, weights_sha256), {"reference": REFERENCE_PATH.name}
+    except ReferenceFileError as e:
+        print(f"warning: OOD scores are left out: {e}", file=sys.stderr)
         return None, {"reference": None}
-    reference = load_reference(path)
-    matches = reference.get("weights_sha256") == weights_sha256
-    if not matches:
-        print("warning: the reference counts were made with other weights; OOD scores are unreliable",
-              file=sys.stderr)
-    return reference, {"reference": Path(path or REFERENCE_PATH).name, "reference_matches_weights": matches}
 
 
 def run(args) -> tuple[dict, Path]:
@@ -304,8 +340,9 @@ def main(argv=None) -> int:
         return 2
     agg = results["aggregate"]
     line = f"{agg['num_images']} images: PSNR {agg['psnr']['mean']:.2f} dB, SSIM {agg['ssim']['mean']:.4f}"
-    if "auroc" in agg.get("ood", {}):
-        line += f", OOD AUROC {agg['ood']['auroc'][OOD_SCORE]:.3f}"
+    if "detection" in agg.get("ood", {}):
+        auroc_all = agg["ood"]["detection"]["all"]["auroc"]
+        line += f", OOD AUROC {auroc_all['score']:.3f} (KL alone {auroc_all['kl']:.3f})"
     print(f"{line}, {time.perf_counter() - start:.1f} s -> {out / 'results.json'}")
     return 0
 

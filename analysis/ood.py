@@ -43,6 +43,7 @@ PNG_LEVEL = 1  # zlib level: the fastest; its ranking of images is what the scor
 TAIL_FROM = 90  # percentile of the calibration values above which the tail is extrapolated
 PATCH = 2  # pixels per token side
 MAP_VMIN, MAP_VMAX = -6.0, 6.0  # the map's fixed display range, bits per token
+MIN_CALIBRATION = 20  # fewer calibration images cannot place a 95th percentile
 
 IN_DISTRIBUTION, UNUSUAL, OUT_OF_DISTRIBUTION = "in distribution", "unusual", "out of distribution"
 
@@ -54,17 +55,21 @@ class Test:
     name: str
     feature: str
     upper: bool  # True: high values are unusual; False: low values
+    title: str  # a few words for a table row
     reason: str  # why an image far in this tail is flagged, for the verdict
 
 
 TESTS = (
-    Test("complexity", "complexity_corrected", True,
+    Test("complexity", "complexity_corrected", True, "prior bits − PNG bits, high",
          "structure unlike photos: its tokens cost more bits, against its pixels' PNG size, than a photo's"),
-    Test("excess", "excess_bits", True,
+    Test("excess", "excess_bits", True, "prior bits above a photo's of its PNG size",
          "less predictable than photos of its complexity: its tokens cost more bits than a photo's of the same PNG size"),
-    Test("token_mix", "kl", True, "token mix unlike photos: its histogram of tokens is far from theirs"),
-    Test("simple", "prior_bits", False, "simpler than any photo: its tokens are more predictable than theirs"),
-    Test("complex", "prior_bits", True, "more complex than photos: its tokens are less predictable than theirs"),
+    Test("token_mix", "kl", True, "KL of the token histogram",
+         "token mix unlike photos: its histogram of tokens is far from theirs"),
+    Test("simple", "prior_bits", False, "prior bits, low",
+         "simpler than any photo: its tokens are more predictable than theirs"),
+    Test("complex", "prior_bits", True, "prior bits, high",
+         "more complex than photos: its tokens are less predictable than theirs"),
 )
 
 
@@ -208,8 +213,8 @@ class Calibration:
     tails: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.values.ndim != 2 or self.values.shape[1] != len(TESTS) or len(self.values) < 20:
-            raise ValueError(f"calibration values must be (n >= 20, {len(TESTS)}), got {self.values.shape}")
+        if self.values.ndim != 2 or self.values.shape[1] != len(TESTS) or len(self.values) < MIN_CALIBRATION:
+            raise ValueError(f"calibration values must be (n >= {MIN_CALIBRATION}, {len(TESTS)}), got {self.values.shape}")
         object.__setattr__(self, "tails", tuple(_tail(v) for v in self.values.T))
 
     @classmethod

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.ood import Calibration, OODReference, fit_line, image_features, local_bits, unigram_probabilities
+from analysis.ood import MIN_CALIBRATION, Calibration, OODReference, fit_line, image_features, local_bits, unigram_probabilities
 from analysis.prior import STRENGTH, ContextPrior, batch_grids, fit_counts
 from qkvae import INPUT_ERRORS
 from qkvae.data import RandomCropSampler
@@ -100,6 +100,9 @@ def build_reference(model, data, calibration, batch_size: int = BATCH_SIZE) -> O
     unigram = np.bincount(fit_ids.ravel(), minlength=model.config.codebook_size).astype(np.int64)
     probs = unigram_probabilities(unigram, ALPHA)
     cal_rgb = np.concatenate([held_rgb, extra_rgb])
+    if len(cal_rgb) < MIN_CALIBRATION:
+        raise SourceError(f"only {len(cal_rgb)} calibration images (each held-out or --calibration photo gives two); "
+                          f"the calibration needs at least {MIN_CALIBRATION}")
     cal_ids = encode_images(model, cal_rgb, batch_size, desc="calibrating")
     fitted_calibration, complexity_line = calibrate(prior, probs, cal_rgb, cal_ids)
     return OODReference(

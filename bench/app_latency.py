@@ -46,7 +46,7 @@ def stages(app, image: str, runs: int) -> dict[str, list[float]]:
 
     model = app.MODEL
     x = load_image(image, model.config.image_size, "resize")
-    r = analyze_image(model, x, app.PROBS, app.THRESHOLDS, stability=False)
+    r = analyze_image(model, x, app.REFERENCE, stability=False)
     tokens = app.reconstruct(image, "resize")[-1]
     fns = {fn.api_name: index for index, fn in app.demo.fns.items()}
     state = SessionState(app.demo)
@@ -64,13 +64,14 @@ def stages(app, image: str, runs: int) -> dict[str, list[float]]:
     return {
         "read + fit image": timed(lambda: load_image(image, model.config.image_size, "resize"), runs),
         "encode + decode": timed(lambda: reconstruct(model, x), runs),
-        "analyze_image (model, metrics, JPEG, codebook)": timed(
-            lambda: analyze_image(model, x, app.PROBS, app.THRESHOLDS, stability=False), runs),
-        "maps (token, error, surprisal)": timed(lambda: (
+        "analyze_image (model, metrics, JPEG, codebook, OOD score and map)": timed(
+            lambda: analyze_image(model, x, app.REFERENCE, stability=False), runs),
+        "maps (token, error, OOD)": timed(lambda: (
             plots.token_heatmap(r.indices), plots.error_heatmap(r.token_error),
-            plots.surprisal_heatmap(r.surprisal) if r.surprisal is not None else None), runs),
+            plots.ood_map_heatmap(r.ood_map) if r.ood_map is not None else None), runs),
         "panels + chart tables": timed(lambda: (
-            panels.ood_html(r, app.THRESHOLDS), panels.rate_html(r), views.codebook_frame(r.codebook.counts),
+            panels.ood_html(r.summary.ood_score, app.THRESHOLDS), panels.rate_html(r),
+            views.codebook_frame(r.codebook.counts),
             views.level_frames(r.codebook.level_histograms)), runs),
         "reconstruct handler": timed(lambda: app.reconstruct(image, "resize"), runs),
         "tokens tab (grid view, files)": timed(lambda: app.open_tokens(tokens, 24, 24), runs),

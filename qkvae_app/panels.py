@@ -7,11 +7,10 @@ from html import escape
 
 import numpy as np
 
-from analysis.reference import OOD_SCORE
+from analysis.ood import IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, TESTS, UNUSUAL, OODReference, OODScore
 from qkvae import fsq
 
-SCORE_NAMES = {"mean_surprisal": "mean surprisal", "kl": "KL of its token histogram from the reference"}
-VERDICT_CLASS = {"in distribution": "qk-ok", "unusual": "qk-warn", "out of distribution": "qk-bad"}
+VERDICT_CLASS = {IN_DISTRIBUTION: "qk-ok", UNUSUAL: "qk-warn", OUT_OF_DISTRIBUTION: "qk-bad"}
 
 
 def status_html(model, model_error: str | None, reference_note: str) -> str:
@@ -30,34 +29,34 @@ def status_html(model, model_error: str | None, reference_note: str) -> str:
     )
 
 
-def reference_note(reference: dict | None, error: str | None, weights_sha256: str) -> str:
-    """Which token statistics the OOD score uses, with a warning when they belong to other weights."""
+def reference_note(reference: OODReference | None, error: str | None) -> str:
+    """Which photos the OOD score is calibrated on, or why there is no score."""
     if reference is None:
         return f'<span class="qk-warn">no OOD reference: {escape(error or "")}</span>'
-    note = (f"OOD reference: {escape(str(reference.get('data_name', '?')))}, "
-            f"{int(reference.get('num_images', 0)):,} images")
-    if reference.get("weights_sha256") and weights_sha256 and reference["weights_sha256"] != weights_sha256:
-        note += ' <span class="qk-warn">(computed with other weights: rerun analysis.reference)</span>'
-    return note
+    return (f"OOD reference: prior fit on {reference.num_images:,} images of {escape(reference.data_name)}, "
+            f"calibrated on {len(reference.calibration.values):,} photos")
 
 
-def ood_html(report, thresholds, score_name: str = OOD_SCORE) -> str:
-    """The OOD score against the STL-10 reference, with its verdict in words.
-
-    The headline is ``score_name``, the score the verdict thresholds apply to; the other score is noted.
-    """
-    if report.summary.ood_score is None:
-        return '<div class="qk-card"><h4>Out-of-distribution score</h4><p>Unavailable: no reference token statistics are loaded.</p></div>'
-    score = report.summary.ood_score
-    label, _, words = score["verdict"].partition(": ")
+def ood_html(score: OODScore | None, thresholds: tuple[float, float]) -> str:
+    """The OOD verdict in words, the combined score against the thresholds, and each test's
+    feature and percentile among the calibration photos (the one that drove the verdict in bold)."""
+    if score is None:
+        return '<div class="qk-card"><h4>Out-of-distribution score</h4><p>Unavailable: no OOD reference is loaded.</p></div>'
+    verdict = score.verdict
     unusual, outside = thresholds
-    others = "; ".join(f"{SCORE_NAMES[k]} {v:.2f}" for k, v in score.items() if k in SCORE_NAMES and k != score_name)
+    drove = {verdict.feature: ' class="qk-drove"'}
+    rows = "".join(
+        f"<tr{drove.get(t.name, '')}><td>{escape(t.title)}</td>"
+        f"<td>{score.features.value(t.feature):.2f}</td><td>{score.percentiles[t.name]:.2f}</td></tr>"
+        for t in TESTS)
     return (
         '<div class="qk-card"><h4>Out-of-distribution score</h4>'
-        f'<p><span class="qk-badge {VERDICT_CLASS.get(label, "")}">{escape(label)}</span> {escape(words)}.</p>'
-        f'<p class="qk-big">{score[score_name]:.2f} <small>bits/token, {SCORE_NAMES[score_name]}</small></p>'
-        f'<p class="qk-note">STL-10 photos score at most {unusual:.2f} (95th percentile) and {outside:.2f} (maximum). '
-        f"Also: {others} bits/token.</p></div>"
+        f'<p><span class="qk-badge {VERDICT_CLASS[verdict.label]}">{escape(verdict.label)}</span> '
+        f"{escape(verdict.explanation)}.</p>"
+        f'<p class="qk-big">{score.score:.2f} <small>higher is more unusual; unusual above {unusual:.2f}, '
+        f"out of distribution above {outside:.2f} (95th and 99th percentiles of the calibration photos)</small></p>"
+        '<table class="qk-table"><tr><th>test</th><th>bits/token</th><th>percentile</th></tr>'
+        f"{rows}</table></div>"
     )
 
 

@@ -25,7 +25,7 @@ class ReconstructView:
     ssim: float
     token_map: np.ndarray
     error_map: np.ndarray
-    surprisal_map: np.ndarray | None
+    ood_map: np.ndarray | None
     ood_panel: str
     rate_panel: str
     codebook_chart: gr.BarPlot
@@ -33,15 +33,17 @@ class ReconstructView:
     tokens: dict  # the Tokens tab's state: grid, decoded image, file stem
 
     @classmethod
-    def of(cls, report: ImageReport, thresholds, codebook_size: int, name: str) -> "ReconstructView":
+    def of(cls, report: ImageReport, thresholds: tuple[float, float] | None, codebook_size: int,
+           name: str) -> "ReconstructView":
+        """The view of ``report``; ``thresholds`` are the OOD reference's (None without one)."""
         cb = report.codebook
         return cls(
             model_input=report.original, reconstruction=report.reconstruction, jpeg=report.summary.jpeg_rgb,
             psnr=round(float(report.summary.psnr), 2), ssim=round(float(report.summary.ssim), 4),
             token_map=views.clickable(plots.token_heatmap(report.indices, codebook_size)),
             error_map=views.clickable(plots.error_heatmap(report.token_error)),
-            surprisal_map=None if report.surprisal is None else views.clickable(plots.surprisal_heatmap(report.surprisal)),
-            ood_panel=panels.ood_html(report, thresholds), rate_panel=panels.rate_html(report),
+            ood_map=None if report.ood_map is None else views.clickable(plots.ood_map_heatmap(report.ood_map)),
+            ood_panel=panels.ood_html(report.summary.ood_score, thresholds), rate_panel=panels.rate_html(report),
             codebook_chart=gr.BarPlot(views.codebook_frame(cb.counts), label=panels.codebook_label(cb)),
             level_charts=views.level_frames(cb.level_histograms),
             tokens={"grid": report.indices, "decoded": report.reconstruction, "name": name},

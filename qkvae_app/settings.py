@@ -9,7 +9,7 @@ the app behaves the same whatever directory it is started from.
     QKVAE_DATA       any image source qkvae.open_source reads: a folder, a .txt list, an STL-10
                      *_X.bin file, the stl10_binary/ folder, Parquet files
                      (default: ../shared/data/stl10-samples next to the repository)
-    QKVAE_REFERENCE  the STL-10 token statistics used for surprisal and the OOD score
+    QKVAE_REFERENCE  the OOD reference (context prior and calibration) for the OOD score and map
                      (default: the file shipped with analysis.reference)
 """
 
@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.ood import OODReference
 from analysis.reference import ReferenceFileError, load_reference
 from qkvae import QKVAE, WeightsError, load_qkvae
 from qkvae.weights import ASSETS
@@ -53,9 +54,10 @@ def load_model(settings: Settings) -> tuple[QKVAE | None, str | None]:
         return None, str(e)
 
 
-def load_ood_reference(settings: Settings) -> tuple[dict | None, str | None]:
-    """(reference counts and metadata, None), or (None, why not); see ``analysis.reference``."""
+def load_ood_reference(settings: Settings, weights_sha256: str) -> tuple[OODReference | None, str | None]:
+    """(the OOD reference for the weights of SHA-256 ``weights_sha256``, None), or (None, why not):
+    missing, unreadable, or made with other weights; see ``analysis.reference``."""
     try:
-        return load_reference(settings.reference), None
+        return load_reference(settings.reference, weights_sha256), None
     except ReferenceFileError as e:
         return None, str(e)

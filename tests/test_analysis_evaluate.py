@@ -1,8 +1,7 @@
 """python -m analysis.evaluate end to end: a golden results.json for a tiny folder, outputs, errors.
 
-The golden file does not depend on the shipped weights: the model is a seeded random-init
-QKVAE saved to a temporary folder, with reference counts of its own made by the
-``analysis.reference`` CLI. Regenerate it after an intended change with
+The golden file does not depend on the shipped weights: the model is the seeded random-init
+QKVAE of ``conftest``, with an OOD reference of its own made by the ``analysis.reference`` CLI. Regenerate it after an intended change with
 ``QKVAE_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_analysis_evaluate.py``.
 """
 
@@ -14,13 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
-import torch
 from PIL import Image
 
 from analysis import evaluate, plots, reference
-from qkvae.model import QKVAE
 from qkvae.pipeline import FittedImages, reconstruct_set
-from qkvae.weights import save_qkvae
 
 GOLDEN = Path(__file__).parent / "golden" / "analysis_results.json"
 REGENERATE = os.environ.get("QKVAE_REGEN_GOLDEN") == "1"
@@ -40,17 +36,13 @@ def tiny_folder(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory, weights_dir, ood_reference_path):
+    """The CLI on the tiny folder with the seeded model and its OOD reference (see conftest)."""
     root = tmp_path_factory.mktemp("evaluate")
-    torch.manual_seed(0)
-    weights = save_qkvae(QKVAE().eval(), root / "weights")
     data = tiny_folder(root / "photos")
-    counts = root / "reference.npz"
-    common = ["--weights", str(weights), "--batch-size", "2"]
-    assert reference.main(["--data", str(data), "--out", str(counts), "--calibration", str(data), *common]) == 0
     out = root / "out"
-    assert evaluate.main(["--data", str(data), "--reference", str(counts), "--out", str(out),
-                          "--precision-images", "1", *common]) == 0
+    assert evaluate.main(["--data", str(data), "--reference", str(ood_reference_path), "--out", str(out),
+                          "--precision-images", "1", "--weights", str(weights_dir), "--batch-size", "2"]) == 0
     return out
 
 
@@ -100,10 +92,19 @@ def test_every_image_and_the_aggregate_carry_the_documented_figures(evaluated):
     assert "bf16" in images[0]["stability"] and "bf16" not in images[1]["stability"]
     assert agg["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in images]))
     assert agg["codebook"]["num_images"] == 4 and agg["codebook"]["usage_curve"][-1][0] == 4
-    assert set(agg["ood"]["auroc"]) == {"mean_surprisal", "kl"}
-    assert agg["ood"]["ood_set"]["num_images"] >= 15
+    ood = agg["ood"]
+    assert ood["ood_set"]["num_images"] >= 150
+    assert set(ood["detection"]) == {"all", "text", "diagram", "screenshot", "face", "texture", "noise_flat", "science"}
+    for figures in ood["detection"].values():
+        assert set(figures["auroc"]) == set(figures["fpr_at_95_tpr"]) == {"score", "kl"}
+        assert all(0 <= v <= 1 for v in [*figures["auroc"].values(), *figures["fpr_at_95_tpr"].values()])
+    assert sum(ood["detection"][c]["num_images"] for c in ood["detection"] if c != "all") == ood["ood_set"]["num_images"]
+    assert -1 <= ood["data"]["map_error_spearman"]["mean"] <= 1
+    for im in images:
+        assert im["ood_score"]["score"] >= 0 and im["ood_score"]["verdict"]["label"] in ood["data"]["verdicts"]
+    assert sum(ood["data"]["verdicts"].values()) == 4
     assert agg["timing"]["total_s"] > 0
-    assert results["setup"]["reference_matches_weights"] is True
+    assert results["setup"]["reference"] == "ood_reference.npz"
 
 
 def test_the_grid_and_the_plots_are_written(evaluated):
@@ -131,18 +132,30 @@ def test_a_missing_reference_file_is_an_error(tmp_path, weights_dir, capsys):
     assert code == 2 and "python -m analysis.reference" in capsys.readouterr().err
 
 
+def test_a_reference_of_other_weights_is_an_error_and_the_shipped_one_is_left_out(tmp_path, weights_dir, capsys):
+    data = tiny_folder(tmp_path / "photos")
+    code = evaluate.main(["--data", str(data), "--weights", str(weights_dir), "--reference", str(reference.REFERENCE_PATH),
+                          "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "SHA-256" in err and err.count("\n") == 1
+    assert evaluate.main(["--data", str(data), "--weights", str(weights_dir), "--out", str(tmp_path / "o"),
+                          "--precision-images", "0", "--ood", "none"]) == 0
+    assert "OOD scores are left out" in capsys.readouterr().err
+    assert "ood" not in read_results(tmp_path / "o")["aggregate"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not STL10_SAMPLES.is_dir(), reason="needs ../shared/data/stl10-samples")
-def test_the_80_stl10_samples(tmp_path, weights_dir):
-    counts = tmp_path / "reference.npz"
-    common = ["--weights", str(weights_dir)]
-    assert reference.main(["--data", str(STL10_SAMPLES), "--out", str(counts), "--calibration", str(STL10_SAMPLES),
-                           *common]) == 0
-    assert evaluate.main(["--data", str(STL10_SAMPLES), "--reference", str(counts), "--out", str(tmp_path / "o"),
-                          *common]) == 0
+def test_the_80_stl10_samples_with_the_shipped_weights_and_reference(tmp_path):
+    """The shipped OOD score on the real samples against the built-in OOD set: the targets of issue 10."""
+    assert evaluate.main(["--data", str(STL10_SAMPLES), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
     results = read_results(tmp_path / "o")
     assert len(results["images"]) == 80
-    assert 0.0 <= results["aggregate"]["ood"]["auroc"]["mean_surprisal"] <= 1.0
+    detection = results["aggregate"]["ood"]["detection"]
+    assert detection["all"]["auroc"]["score"] >= 0.97
+    assert detection["text"]["auroc"]["score"] >= 0.99 and detection["diagram"]["auroc"]["score"] >= 0.99
+    assert detection["texture"]["auroc"]["score"] > 0.8
+    assert results["aggregate"]["ood"]["data"]["verdicts"].get("out of distribution", 0) <= 3
     grid = np.asarray(Image.open(tmp_path / "o" / "sample_grid.png"))
     assert grid.shape[1] == 16 * 96 + 15 * 2
 

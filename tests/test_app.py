@@ -1,7 +1,7 @@
 """The app's handlers called as plain functions: outputs, token tools, dataset tab, and bad inputs.
 
 ``app`` loads its model and reference at import, so it is imported once here with the seeded
-test weights, a synthetic reference and a three-image dataset named in the environment.
+test weights, their OOD reference (conftest) and a three-image dataset named in the environment.
 """
 
 import importlib
@@ -9,6 +9,7 @@ import importlib.util
 import json
 import shutil
 import sys
+from html import escape
 
 import gradio as gr
 import numpy as np
@@ -17,8 +18,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from analysis import plots
+from analysis.reference import REFERENCE_PATH
 from qkvae.metrics import psnr, ssim
-from analysis.reference import save_reference
 from qkvae import fsq, load_image, load_tokens
 from qkvae.image import to_uint8
 from qkvae.tokens import lm_sequence
@@ -26,18 +27,15 @@ from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT, Settings
 
 
 @pytest.fixture(scope="module")
-def app(weights_dir, tmp_path_factory):
+def app(weights_dir, ood_reference_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
-    reference = save_reference({"counts": np.arange(15360) % 7, "alpha": 0.5, "num_images": 3,
-                                "data_name": "synthetic", "ood_thresholds": np.array([12.0, 12.5])},
-                               root / "reference.npz")
     data = root / "data"
     data.mkdir()
     for name in ("photo-cat", "photo-coffee", "ood-text"):
         shutil.copy(EXAMPLES_DIR / f"{name}.png", data)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QKVAE_WEIGHTS", str(weights_dir))
-        mp.setenv("QKVAE_REFERENCE", str(reference))
+        mp.setenv("QKVAE_REFERENCE", str(ood_reference_path))
         mp.setenv("QKVAE_DATA", str(data))
         sys.modules.pop("app", None)
         yield importlib.import_module("app")
@@ -59,7 +57,7 @@ def _error(fn, *args) -> str:
 
 
 def test_reconstruct_outputs(app, photo, model):
-    (model_input, reconstruction, jpeg, p, s, token_map, error_map, surprisal_map, ood, rate, codebook,
+    (model_input, reconstruction, jpeg, p, s, token_map, error_map, ood_map, ood, rate, codebook,
      *levels, tokens) = app.reconstruct(str(photo), "resize")
     x = load_image(photo, mode="resize")
     expected = to_uint8(model.decode(model.encode(x[None]))[0])
@@ -68,9 +66,13 @@ def test_reconstruct_outputs(app, photo, model):
     assert jpeg.shape == (96, 96, 3)
     assert p == round(psnr(model_input, expected), 2) and s == round(ssim(model_input, expected), 4)
     assert type(p) is float and type(s) is float  # numpy scalars reach API clients as strings
-    assert token_map.shape == error_map.shape == surprisal_map.shape == (480, 480, 3)  # 10 pixels a token
+    assert token_map.shape == error_map.shape == ood_map.shape == (480, 480, 3)  # 10 pixels a token
     np.testing.assert_array_equal(token_map[::10, ::10], plots.token_heatmap(tokens["grid"]))
-    assert "bits/token" in ood and "32,041" in rate
+    score = app.REFERENCE.score(model_input, tokens["grid"])
+    np.testing.assert_array_equal(ood_map[::10, ::10],
+                                  plots.ood_map_heatmap(app.REFERENCE.token_map(model_input, tokens["grid"])))
+    assert score.verdict.label in ood and escape(score.verdict.explanation) in ood and f"{score.score:.2f}" in ood
+    assert "32,041" in rate
     assert codebook.value["data"] and [len(f) for f in levels] == [8, 8, 8, 6, 5]
     assert tokens["grid"].shape == (48, 48) and tokens["name"] == "wide"
     np.testing.assert_array_equal(tokens["grid"].ravel(), model.encode(x[None])[0].numpy())
@@ -182,3 +184,14 @@ def test_the_app_starts_without_weights_and_says_so(app, monkeypatch, tmp_path, 
     spec.loader.exec_module(bare)
     assert bare.MODEL is None and "No model loaded" in bare.STATUS and "missing" in bare.STATUS
     assert "No model is loaded" in _error(bare.reconstruct, str(photo), "resize")
+
+
+def test_a_reference_of_other_weights_is_refused_and_the_app_says_so(app, monkeypatch, photo):
+    monkeypatch.setenv("QKVAE_REFERENCE", str(REFERENCE_PATH))  # made with the shipped weights, not the test ones
+    spec = importlib.util.spec_from_file_location("app_other_reference", REPO_ROOT / "app.py")
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    assert other.REFERENCE is None and other.THRESHOLDS is None
+    assert "no OOD reference" in other.STATUS and "SHA-256" in other.STATUS
+    outputs = other.reconstruct(str(photo), "resize")
+    assert outputs[7] is None and "Unavailable" in outputs[8]  # no OOD map, and the panel says why

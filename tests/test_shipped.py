@@ -4,19 +4,35 @@ import json
 
 import pytest
 
-from analysis.reference import load_reference
+from analysis.ood import OUT_OF_DISTRIBUTION
+from analysis.reference import REFERENCE_PATH, load_reference
 from qkvae import load_image, load_qkvae, reconstruct, reconstruction_psnr
+from qkvae.image import to_uint8
 from qkvae.weights import ASSETS, WEIGHTS_NAME, file_sha256
 
 
 def test_reference_file_belongs_to_the_shipped_weights():
-    assert load_reference()["weights_sha256"] == file_sha256(ASSETS / WEIGHTS_NAME)
+    sha = file_sha256(ASSETS / WEIGHTS_NAME)
+    assert load_reference(weights_sha256=sha).weights_sha256 == sha
+    assert REFERENCE_PATH.stat().st_size < 5_000_000
 
 
 def test_the_app_uses_the_reference_files_thresholds():
     import app
 
-    assert app.THRESHOLDS == tuple(load_reference()["ood_thresholds"])
+    assert app.THRESHOLDS == load_reference().calibration.thresholds
+
+
+def test_the_shipped_score_flags_the_ood_examples_and_passes_the_photos():
+    model = load_qkvae(device="cpu")
+    reference = load_reference()
+    for path in sorted((ASSETS / "examples").glob("*.png")):
+        x = load_image(path)
+        verdict = reference.score(to_uint8(x), model.encode(x[None])[0]).verdict
+        if path.name.startswith("photo-"):
+            assert verdict.label != OUT_OF_DISTRIBUTION, path.name
+        else:
+            assert verdict.label == OUT_OF_DISTRIBUTION, path.name
 
 
 def test_shipped_weights_reach_the_documented_psnr_on_the_examples():
