@@ -226,6 +226,19 @@ class Calibration:
         unusual, outside = np.percentile(scores, percentiles)
         return cls(values, (float(unusual), float(outside)))
 
+    def verdict(self, score: float, log_p: np.ndarray) -> Verdict:
+        """The label for ``score`` against the thresholds, explained by the test with the smallest p
+        (``log_p``: each test's log10 p, as ``combine`` gives them)."""
+        test = TESTS[int(np.argmin(log_p))]
+        unusual, outside = self.thresholds
+        if score <= unusual:
+            return Verdict(IN_DISTRIBUTION, "like the calibration photos on every feature", test.name)
+        label = UNUSUAL if score <= outside else OUT_OF_DISTRIBUTION
+        n = len(self.values)
+        where = (f"further out than all {n:,} calibration photos" if 10 ** log_p.min() < 1 / (n + 1)
+                 else f"beyond {percentile(log_p.min()):.1f}% of the calibration photos")
+        return Verdict(label, f"{test.reason} ({where})", test.name)
+
     def combine(self, tail_values_row) -> tuple[float, np.ndarray]:
         """(combined score, each test's log10 upper-tail p) for one row of ``tail_values``."""
         log_p = np.array([upper_tail_log10_p(x, tail) for x, tail in zip(tail_values_row, self.tails, strict=True)])
@@ -235,18 +248,6 @@ class Calibration:
 def tail_values(features: Features) -> np.ndarray:
     """The feature each test reads, negated for lower-tail tests: (len(TESTS),) float64."""
     return np.array([features.value(t.feature) if t.upper else -features.value(t.feature) for t in TESTS])
-
-
-def verdict(score: float, log_p: np.ndarray, thresholds: tuple[float, float]) -> Verdict:
-    """The label for ``score`` against the thresholds, explained by the test with the smallest p
-    (``log_p``: each test's log10 p)."""
-    test = TESTS[int(np.argmin(log_p))]
-    unusual, outside = thresholds
-    beyond = percentile(log_p.min())
-    if score <= unusual:
-        return Verdict(IN_DISTRIBUTION, "like the calibration photos on every feature", test.name)
-    label = UNUSUAL if score <= outside else OUT_OF_DISTRIBUTION
-    return Verdict(label, f"{test.reason} (beyond {beyond:.4g}% of the calibration photos)", test.name)
 
 
 def percentile(log10_p: float) -> float:
@@ -282,7 +283,7 @@ class OODReference:
     def score_features(self, features: Features) -> OODScore:
         score, log_p = self.calibration.combine(tail_values(features))
         percentiles = {t.name: percentile(q) for t, q in zip(TESTS, log_p, strict=True)}
-        return OODScore(score, features, percentiles, verdict(score, log_p, self.calibration.thresholds))
+        return OODScore(score, features, percentiles, self.calibration.verdict(score, log_p))
 
     def token_map(self, rgb: np.ndarray, indices) -> np.ndarray:
         """Per token: surprisal minus a photo token's expected surprisal at its local complexity, bits (S, S)."""

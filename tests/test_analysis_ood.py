@@ -8,7 +8,7 @@ import pytest
 
 from analysis.ood import (IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, TAIL_FROM, TESTS, UNUSUAL, Calibration, Features,
                           OODScore, auroc, fpr_at_tpr, histogram_kl, local_bits, map_error_correlation, png_bits,
-                          tail_values, unigram_probabilities, upper_tail_log10_p, verdict)
+                          tail_values, unigram_probabilities, upper_tail_log10_p)
 from analysis.ood import _tail as tail_of
 
 
@@ -84,17 +84,18 @@ def test_verdicts_name_the_feature_that_drove_them():
     mix = features(10.5, 63.0, 9.0)
     noise = features(16.0, 114.0, 2.3)
     for f, name in ((smooth, "simple"), (text, "excess"), (mix, "token_mix"), (noise, "complex")):
-        score, p = cal.combine(tail_values(f))
-        v = verdict(score, p, cal.thresholds)
+        v = cal.verdict(*cal.combine(tail_values(f)))
         assert (v.label, v.feature) == (OUT_OF_DISTRIBUTION, name)
         assert next(t.reason for t in TESTS if t.name == name) in v.explanation
-    score, p = cal.combine(tail_values(typical))
-    assert verdict(score, p, cal.thresholds).label in (IN_DISTRIBUTION, UNUSUAL)
-    assert verdict(0.0, np.zeros(len(TESTS)), cal.thresholds).label == IN_DISTRIBUTION
+        assert "further out than all 400 calibration photos" in v.explanation
+    assert cal.verdict(*cal.combine(tail_values(typical))).label in (IN_DISTRIBUTION, UNUSUAL)
+    assert cal.verdict(0.0, np.zeros(len(TESTS))).label == IN_DISTRIBUTION
+    v = cal.verdict(cal.thresholds[0] + 0.01, np.log10([0.5, 0.5, 0.004, 0.5, 0.5]))
+    assert v.label == UNUSUAL and v.feature == "token_mix" and "beyond 99.6% of the calibration photos" in v.explanation
 
 
 def test_ood_score_json():
-    v = verdict(5.0, np.log10([1e-6, 0.5, 0.5, 0.5, 0.5]), (1.0, 2.0))
+    v = Calibration.fit(photo_like_features()).verdict(5.0, np.log10([1e-6, 0.5, 0.5, 0.5, 0.5]))
     s = OODScore(5.0, features(10.0, 30.0, 3.0), {t.name: 50.0 for t in TESTS}, v)
     out = json.loads(json.dumps(s.to_json()))
     assert out["score"] == 5.0
