@@ -16,11 +16,14 @@ Features of an image, all in bits per token (``TESTS`` lists how each is read):
 
 Each test turns one feature into an upper-tail probability ``p`` among held-out calibration
 photos, empirical inside their range and extrapolated beyond their 90th percentile with an
-exponential tail fit to the excesses. The combined score is the smallest ``p``, Bonferroni
-corrected for the number of tests, in decades: ``score = max(0, -log10(len(TESTS) * min p))``;
-higher means more unusual. Its 95th and 99th percentiles over the calibration photos are the
-"unusual" and "out of distribution" thresholds, and the test with the smallest ``p`` explains
-the verdict.
+exponential tail fit to the excesses. The combined score pools them as Fisher's method does,
+in decades: ``score = -sum(log10 p)``; higher means more unusual. (The tests are correlated, so
+the score is not chi-squared; the thresholds are empirical instead.) Pooling measured better
+than the strongest single test (the max of the percentiles): an image that is a little unusual
+on every count (a chart: flat, stiff tokens, an odd token mix) scores above a photo that is
+very unusual on one (see assets/MODEL_CARD.md). The score's 95th and 99th percentiles over the
+calibration photos are the "unusual" and "out of distribution" thresholds, and the test with
+the smallest ``p`` explains the verdict.
 
 The per-token map is the same correction made per token: the token's surprisal under the prior
 minus what a photo token of the same local pixel complexity costs (``local_bits``: a JPEG-LS
@@ -242,7 +245,7 @@ class Calibration:
     def combine(self, tail_values_row) -> tuple[float, np.ndarray]:
         """(combined score, each test's log10 upper-tail p) for one row of ``tail_values``."""
         log_p = np.array([upper_tail_log10_p(x, tail) for x, tail in zip(tail_values_row, self.tails, strict=True)])
-        return max(0.0, -float(log_p.min()) - math.log10(len(TESTS))), log_p
+        return -float(log_p.sum()), log_p
 
 
 def tail_values(features: Features) -> np.ndarray:

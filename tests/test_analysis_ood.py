@@ -79,10 +79,10 @@ def test_calibration_thresholds_sit_at_the_photos_percentiles():
 def test_verdicts_name_the_feature_that_drove_them():
     cal = Calibration.fit(photo_like_features())
     typical = photo_like_features(1, seed=5)[0]
-    smooth = features(5.0, 60.0, 2.3)  # very predictable tokens for its PNG size
+    smooth = features(1.0, 60.0, 2.3)  # very predictable tokens for its PNG size
     text = features(11.0, 30.0, 2.3)  # unpredictable tokens for its few pixel bits
     mix = features(10.5, 63.0, 9.0)
-    noise = features(16.0, 114.0, 2.3)
+    noise = features(18.0, 120.0, 2.3)
     for f, name in ((smooth, "simple"), (text, "excess"), (mix, "token_mix"), (noise, "complex")):
         v = cal.verdict(*cal.combine(tail_values(f)))
         assert (v.label, v.feature) == (OUT_OF_DISTRIBUTION, name)
@@ -95,7 +95,7 @@ def test_verdicts_name_the_feature_that_drove_them():
 
 
 def test_ood_score_json():
-    v = Calibration.fit(photo_like_features()).verdict(5.0, np.log10([1e-6, 0.5, 0.5, 0.5, 0.5]))
+    v = Calibration.fit(photo_like_features()).verdict(50.0, np.log10([1e-6, 0.5, 0.5, 0.5, 0.5]))
     s = OODScore(5.0, features(10.0, 30.0, 3.0), {t.name: 50.0 for t in TESTS}, v)
     out = json.loads(json.dumps(s.to_json()))
     assert out["score"] == 5.0
