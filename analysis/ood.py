@@ -16,14 +16,17 @@ Features of an image, all in bits per token (``TESTS`` lists how each is read):
 
 Each test turns one feature into an upper-tail probability ``p`` among held-out calibration
 photos, empirical inside their range and extrapolated beyond their 90th percentile with an
-exponential tail fit to the excesses. The combined score pools them as Fisher's method does,
-in decades: ``score = -sum(log10 p)``; higher means more unusual. (The tests are correlated, so
-the score is not chi-squared; the thresholds are empirical instead.) Pooling measured better
-than the strongest single test (the max of the percentiles): an image that is a little unusual
-on every count (a chart: flat, stiff tokens, an odd token mix) scores above a photo that is
-very unusual on one (see assets/MODEL_CARD.md). The score's 95th and 99th percentiles over the
-calibration photos are the "unusual" and "out of distribution" thresholds, and the test with
-the smallest ``p`` explains the verdict.
+exponential tail fit to the excesses. Two combinations read them: the pooled evidence, as in
+Fisher's method, ``-sum(log10 p)``, and the strongest single test, ``-min(log10 p)`` (the max
+of the percentiles). Pooling catches an image that is a little unusual on every count (a chart:
+flat, stiff tokens, an odd token mix), which one test alone ranks below a photo that is very
+unusual on one; the strongest test catches an image extreme on one count only (noise), which
+pooling dilutes. The score is the larger of the two, each divided by its own 99th percentile
+over the calibration photos, so about 1 means "as unusual as the 1% most unusual photos"; the
+tests are correlated, so nothing here is chi-squared, and the thresholds are empirical: the
+score's 95th and 99th percentiles over the calibration photos are the "unusual" and "out of
+distribution" thresholds. The test with the smallest ``p`` explains the verdict. The
+measurements behind these choices are in assets/MODEL_CARD.md ("OOD score").
 
 The per-token map is the same correction made per token: the token's surprisal under the prior
 minus what a photo token of the same local pixel complexity costs (``local_bits``: a JPEG-LS
@@ -214,11 +217,15 @@ class Calibration:
     values: np.ndarray
     thresholds: tuple[float, float]
     tails: tuple = field(init=False, repr=False, compare=False)
+    scales: tuple[float, float] = field(init=False, repr=False, compare=False)  # (pooled, strongest) at 99%
 
     def __post_init__(self):
         if self.values.ndim != 2 or self.values.shape[1] != len(TESTS) or len(self.values) < MIN_CALIBRATION:
             raise ValueError(f"calibration values must be (n >= {MIN_CALIBRATION}, {len(TESTS)}), got {self.values.shape}")
         object.__setattr__(self, "tails", tuple(_tail(v) for v in self.values.T))
+        log_p = np.array([self.log_p(row) for row in self.values])
+        pooled, strongest = np.percentile(-log_p.sum(axis=1), 99), np.percentile(-log_p.min(axis=1), 99)
+        object.__setattr__(self, "scales", (max(float(pooled), 1e-9), max(float(strongest), 1e-9)))
 
     @classmethod
     def fit(cls, features: list[Features], percentiles=(95, 99)) -> "Calibration":
@@ -228,6 +235,10 @@ class Calibration:
         scores = [provisional.combine(v)[0] for v in values]
         unusual, outside = np.percentile(scores, percentiles)
         return cls(values, (float(unusual), float(outside)))
+
+    def log_p(self, tail_values_row) -> np.ndarray:
+        """Each test's log10 upper-tail p for one row of ``tail_values``."""
+        return np.array([upper_tail_log10_p(x, tail) for x, tail in zip(tail_values_row, self.tails, strict=True)])
 
     def verdict(self, score: float, log_p: np.ndarray) -> Verdict:
         """The label for ``score`` against the thresholds, explained by the test with the smallest p
@@ -243,9 +254,12 @@ class Calibration:
         return Verdict(label, f"{test.reason} ({where})", test.name)
 
     def combine(self, tail_values_row) -> tuple[float, np.ndarray]:
-        """(combined score, each test's log10 upper-tail p) for one row of ``tail_values``."""
-        log_p = np.array([upper_tail_log10_p(x, tail) for x, tail in zip(tail_values_row, self.tails, strict=True)])
-        return -float(log_p.sum()), log_p
+        """(combined score, each test's log10 upper-tail p) for one row of ``tail_values``: the
+        larger of the pooled evidence and the strongest single test, each in units of its own
+        99th percentile over the calibration photos."""
+        log_p = self.log_p(tail_values_row)
+        pooled, strongest = self.scales
+        return max(-float(log_p.sum()) / pooled, -float(log_p.min()) / strongest), log_p
 
 
 def tail_values(features: Features) -> np.ndarray:
