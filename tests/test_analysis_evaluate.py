@@ -152,9 +152,10 @@ def test_the_80_stl10_samples_with_the_shipped_weights_and_reference(tmp_path):
     results = read_results(tmp_path / "o")
     assert len(results["images"]) == 80
     detection = results["aggregate"]["ood"]["detection"]
-    assert detection["all"]["auroc"]["score"] >= 0.97
+    assert detection["all"]["auroc"]["score"] >= 0.96  # 0.973 measured (MODEL_CARD), faces and science included
     assert detection["text"]["auroc"]["score"] >= 0.99 and detection["diagram"]["auroc"]["score"] >= 0.99
-    assert detection["texture"]["auroc"]["score"] > 0.8
+    assert detection["texture"]["auroc"]["score"] > 0.95
+    assert all(detection[c]["auroc"]["score"] > detection[c]["auroc"]["kl"] for c in ("all", "text", "texture"))
     assert results["aggregate"]["ood"]["data"]["verdicts"].get("out of distribution", 0) <= 3
     grid = np.asarray(Image.open(tmp_path / "o" / "sample_grid.png"))
     assert grid.shape[1] == 16 * 96 + 15 * 2
@@ -180,3 +181,13 @@ def test_more_images_than_the_grid_are_all_in_the_means_and_16_in_the_grid(model
     assert results["aggregate"]["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in per_image]))
     assert results["aggregate"]["ssim"]["mean"] == pytest.approx(np.mean([im["ssim"] for im in per_image]))
     assert pictures["sample_grid"].shape[1] == evaluate.GRID_IMAGES * 96 + (evaluate.GRID_IMAGES - 1) * plots.GAP
+
+
+def test_an_ood_folder_takes_its_categories_from_the_names(tmp_path, rgb):
+    folder = tmp_path / "ood"
+    folder.mkdir()
+    for name in ("text__a", "text__b", "texture__c", "plain"):
+        Image.fromarray(rgb).save(folder / f"{name}.png")
+    ood = evaluate.load_ood(str(folder), 96)
+    assert ood.categories == ["ood", "text", "text", "texture"] and ood.images.shape == (4, 96, 96, 3)
+    assert evaluate.load_ood("none", 96) is None
