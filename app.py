@@ -237,8 +237,7 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                     with gr.Row():
                         token_map = pixel_view("Token ids: click to inspect")
                         error_map = pixel_view(f"Error per token (0–{plots.ERROR_VMAX:.0f})")
-                        ood_map = pixel_view(f"OOD map, bits/token ({MAP_VMIN:+.0f} blue … {MAP_VMAX:+.0f} red "
-                                             "than a photo token of the same detail)")
+                        ood_map = pixel_view(f"OOD map ({MAP_VMIN:+.0f}…{MAP_VMAX:+.0f} bits)")
             with gr.Row():
                 ood_panel = gr.HTML()
                 rate_panel = gr.HTML()

@@ -7,7 +7,8 @@ from html import escape
 
 import numpy as np
 
-from analysis.ood import IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, TESTS, UNUSUAL, OODReference, OODScore
+from analysis.ood import (IN_DISTRIBUTION, MAP_VMAX, MAP_VMIN, OUT_OF_DISTRIBUTION, TESTS, UNUSUAL, OODReference,
+                          OODScore)
 from qkvae import fsq
 
 VERDICT_CLASS = {IN_DISTRIBUTION: "qk-ok", UNUSUAL: "qk-warn", OUT_OF_DISTRIBUTION: "qk-bad"}
@@ -56,7 +57,10 @@ def ood_html(score: OODScore | None, thresholds: tuple[float, float]) -> str:
         f'<p class="qk-big">{score.score:.2f} <small>higher is more unusual; unusual above {unusual:.2f}, '
         f"out of distribution above {outside:.2f} (95th and 99th percentiles of the calibration photos)</small></p>"
         '<table class="qk-table"><tr><th>test</th><th>bits/token</th><th>percentile</th></tr>'
-        f"{rows}</table></div>"
+        f"{rows}</table>"
+        f'<p class="qk-note">The OOD map: per token, the bits it costs under the prior beyond what a photo '
+        f"token of the same local detail costs; red more, blue less, {MAP_VMIN:+.0f} to {MAP_VMAX:+.0f} bits on "
+        "every image.</p></div>"
     )
 
 
