@@ -47,6 +47,6 @@ def ood_reference_path(tmp_path_factory, weights_dir):
     root = tmp_path_factory.mktemp("reference")
     out = root / "ood_reference.npz"
     args = ["--data", str(smooth_photos(root / "train", 24, 0)), "--calibration", str(smooth_photos(root / "val", 12, 1)),
-            "--out", str(out), "--weights", str(weights_dir), "--device", "cpu"]
+            "--calibration-prefix", "", "--out", str(out), "--weights", str(weights_dir), "--device", "cpu"]
     assert reference.main(args) == 0
     return out

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from analysis.ood import TESTS, OODReference
-from analysis.reference import (FORMAT, HOLDOUT_FRACTION, REGENERATE, ReferenceFileError, held_out, load_reference,
-                                main, save_reference)
+from analysis.reference import (FORMAT, HOLDOUT_FRACTION, REGENERATE, ReferenceFileError, held_out, load_photos,
+                                load_reference, main, save_reference)
 from qkvae.weights import WEIGHTS_NAME, file_sha256
 
 
@@ -14,6 +15,20 @@ def test_held_out_split_is_a_fixed_share_by_name():
     share = np.mean([held_out(n) for n in names])
     assert share == pytest.approx(HOLDOUT_FRACTION, abs=0.02)
     assert [held_out(n) for n in names[:50]] == [held_out(n) for n in names[:50]]  # no state, no order
+
+
+def test_only_photos_with_the_prefix_calibrate_and_held_out_ones_are_never_fit(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = [f"{source}_{i:03d}.png" for source in ("imagenet", "catsdogs") for i in range(20)]
+    for name in names:
+        Image.new("RGB", (120, 100), (10, 20, 30)).save(folder / name)
+    fitting, calibration = load_photos(folder, 96, hold_out=True, prefix="imagenet_")
+    held = [n for n in names if held_out(n)]
+    assert len(fitting) == len(names) - len(held)
+    assert len(calibration) == 2 * sum(n.startswith("imagenet_") for n in held)
+    _, everything = load_photos(folder, 96, hold_out=False, prefix="")
+    assert everything.shape == (2 * len(names), 96, 96, 3)
 
 
 def test_the_cli_file_loads_for_its_weights_and_scores(ood_reference_path, weights_dir, rgb):
