@@ -2,6 +2,7 @@
 
     python -m qkvae.inference IMAGE [WEIGHTS] OUT [--tokens FILE] [--mode resize]
     python -m qkvae.inference --decode TOKENS [WEIGHTS] OUT
+    python -m qkvae.inference --decode DIR/shard-00003.parquet:17 [WEIGHTS] OUT   # a shard's row 17
 
 Prints one line in the card's format:
 ``image=cat.png size=96 tokens=2304 codebook=15360 psnr=29.41dB -> out.png``.
@@ -25,7 +26,7 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("paths", nargs="+", metavar="IMAGE [WEIGHTS] OUT",
                    help="input image (omitted with --decode), optional weights, output PNG")
     p.add_argument("--tokens", metavar="FILE", help="also write the 2,304 ids (.npy or .json)")
-    p.add_argument("--decode", metavar="FILE", help="decode ids from a .npy or .json file")
+    p.add_argument("--decode", metavar="FILE", help="decode ids from a .npy or .json file, or SHARD.parquet:ROW")
     p.add_argument("--mode", choices=RESIZE_MODES, default="resize", help="how to fit the image to 96x96")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     args = p.parse_args(argv)

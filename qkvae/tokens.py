@@ -1,10 +1,14 @@
-"""Token ids on disk and for language models: validation, .npy/.json files, LM sequences.
+"""Token ids on disk and for language models: validation, .npy/.json files, token shards, LM sequences.
 
 A token file holds the 2,304 ids of one image, row-major over the 48x48 grid, as a ``.npy``
 array (any integer dtype, shape (2304,) or (48, 48)) or a ``.json`` list (flat or nested).
+``load_tokens`` also reads one row of a token shard, written ``shard-00003.parquet:17``.
+``read_shards`` reads a folder of shards (``python -m qkvae.tokenize``) back, whole or in batches.
 """
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +61,11 @@ def _check_suffix(path: Path) -> None:
 
 
 def load_tokens(path) -> np.ndarray:
-    """Read and validate a token file; returns int64 (48, 48)."""
+    """Read and validate a token file, or row ``R`` of a shard given as ``SHARD.parquet:R``;
+    returns int64 (48, 48)."""
+    shard, sep, row = str(path).rpartition(":")
+    if sep and shard.endswith(".parquet"):
+        return validate_indices(shard_row(shard, row))
     path = Path(path)
     if not path.is_file():
         raise TokenError(f"no such token file: {path}")
@@ -89,7 +97,104 @@ def lm_vocab(base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> dict[
 
 def lm_sequence(indices, base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
     """``<img_start>``, each row of 48 offset ids followed by ``<img_newrow>``, then ``<img_end>``."""
-    grid = validate_indices(indices, config)
+    return lm_sequences(validate_indices(indices, config)[None], base_vocab_size, config)[0]
+
+
+def lm_sequences(ids: np.ndarray, base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
+    """The LM sequences of a batch of images: ids (B, 2304) or (B, 48, 48), already in range ->
+    int64 (B, 2 + 48 * 49), each as ``lm_sequence`` builds it."""
+    g = config.grid_size
+    grid = np.asarray(ids, dtype=np.int64).reshape(len(ids), g, g)
     v = lm_vocab(base_vocab_size, config)
-    rows = np.concatenate([grid + v["code_offset"], np.full((grid.shape[0], 1), v["<img_newrow>"])], axis=1)
-    return np.concatenate([[v["<img_start>"]], rows.ravel(), [v["<img_end>"]]]).astype(np.int64)
+    rows = np.concatenate([grid + v["code_offset"], np.full((len(grid), g, 1), v["<img_newrow>"])], axis=2)
+    return np.concatenate([np.full((len(grid), 1), v["<img_start>"]), rows.reshape(len(grid), -1),
+                           np.full((len(grid), 1), v["<img_end>"])], axis=1)
+
+
+@dataclass(frozen=True)
+class TokenShards:
+    """Rows of token shards: the whole folder from ``read_shards``, or one batch of it."""
+
+    image_ids: list[str]
+    tokens: np.ndarray  # uint16 (N, 2304), row-major over the 48x48 grid
+    labels: list[int] | None  # None when the source had no labels
+    metadata: dict[str, str]  # the shards' key-value metadata (weights, levels, mode, ...)
+
+
+def shard_files(folder) -> list[Path]:
+    """The finished shards of a run folder, in input order (those the manifest lists), or a
+    single shard file."""
+    from qkvae.shards import ShardError, load_manifest, shard_index
+
+    folder = Path(folder)
+    if folder.is_file() and folder.suffix == ".parquet":
+        return [folder]
+    if not folder.is_dir():
+        raise TokenError(f"no such folder of token shards: {folder}")
+    try:
+        manifest = load_manifest(folder)
+    except ShardError as e:
+        raise TokenError(f"{folder} is not a folder of token shards: {e}") from None
+    files = [folder / r.file for r in sorted(manifest.shards, key=lambda r: shard_index(r.file))]
+    if missing := [f.name for f in files if not f.is_file()]:
+        raise TokenError(f"{folder} lacks shards its manifest lists: {', '.join(missing)}")
+    return files
+
+
+def _shard_batch(batch, metadata: dict[str, str]) -> TokenShards:
+    tokens = batch.column("tokens")
+    ids = tokens.flatten().to_numpy(zero_copy_only=False).reshape(len(batch), tokens.type.list_size)
+    labels = batch.column("label").to_pylist() if "label" in batch.schema.names else None
+    return TokenShards(batch.column("image_id").to_pylist(), ids.astype(np.uint16, copy=False), labels, metadata)
+
+
+def iter_shards(folder, batch_size: int = 4096) -> Iterator[TokenShards]:
+    """The rows of ``read_shards(folder)`` in batches of at most ``batch_size``, read lazily."""
+    import pyarrow.parquet as pq
+
+    from qkvae.shards import read_metadata
+
+    for path in shard_files(folder):
+        metadata = read_metadata(path)
+        file = pq.ParquetFile(path)
+        columns = [c for c in ("image_id", "tokens", "label") if c in file.schema_arrow.names]
+        for batch in file.iter_batches(batch_size, columns=columns):
+            yield _shard_batch(batch, metadata)
+
+
+def read_shards(folder, batch_size: int | None = None) -> "TokenShards | Iterator[TokenShards]":
+    """The ids of a folder of token shards (or one shard file): all rows as one ``TokenShards``
+    with ``tokens`` uint16 (N, 2304), or, with ``batch_size``, an iterator of batches for data
+    that does not fit in memory."""
+    if batch_size is not None:
+        return iter_shards(folder, batch_size)
+    parts = list(iter_shards(folder))
+    if not parts:
+        return TokenShards([], np.zeros((0, QKVAEConfig().num_tokens), np.uint16), None, {})
+    return TokenShards([i for p in parts for i in p.image_ids], np.concatenate([p.tokens for p in parts]),
+                       None if parts[0].labels is None else [x for p in parts for x in p.labels],
+                       parts[0].metadata)
+
+
+def shard_row(path, row) -> np.ndarray:
+    """The ids of row ``row`` (0-based, int or digits) of one shard file: uint16 (2304,)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise TokenError(f"no such token shard: {path}")
+    try:
+        row = int(row)
+        file = pq.ParquetFile(path)
+    except ValueError as e:
+        raise TokenError(f"cannot read row {row!r} of {path.name} ({e})") from None
+    if "tokens" not in file.schema_arrow.names:
+        raise TokenError(f"{path.name} is not a token shard (no tokens column)")
+    if not 0 <= row < file.metadata.num_rows:
+        raise TokenError(f"{path.name} has rows 0..{file.metadata.num_rows - 1}, not {row}")
+    for g in range(file.num_row_groups):  # read only the row group holding the row
+        n = file.metadata.row_group(g).num_rows
+        if row < n:
+            return file.read_row_group(g, columns=["tokens"]).column("tokens")[row].values.to_numpy(zero_copy_only=False)
+        row -= n
+    raise TokenError(f"{path.name}: row not found in its row groups")

@@ -1,0 +1,296 @@
+"""Tokenize a whole image dataset into Parquet shards of token ids, resumably, and export them
+for language models.
+
+    python -m qkvae.tokenize INPUT --out DIR [--mode resize] [--batch-size 64] [--device cpu]
+        [--precision fp32|bf16] [--shard-size 10000] [--workers 1] [--with-metrics]
+        [--resume] [--limit N] [--engine local|ray] [--ray-address ADDR] [--weights W] [--split S]
+    python -m qkvae.tokenize export DIR --base-vocab-size V --out train.bin
+
+INPUT is anything ``qkvae.sources.open_source`` reads: an image folder, a .txt list, an STL-10
+``*_X.bin``, an ``stl10_binary/`` folder, or Parquet files with an image column. DIR receives
+``shard-00000.parquet``, ... (see ``qkvae.shards`` for the schema and metadata), ``manifest.json``
+and ``errors.jsonl`` (inputs that could not be decoded, with the reason). A killed run continued
+with ``--resume`` gives the same files, byte for byte, as an uninterrupted one.
+
+The local engine decodes in ``--workers`` processes (0: in this process), a bounded number of
+batches ahead, and encodes in this process; ``--engine ray`` runs the same job on Ray Data
+(``qkvae.tokenize_ray``). Ends with one summary line; bad input exits 2 with one line on stderr.
+"""
+
+import argparse
+import hashlib
+import multiprocessing
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from qkvae.image import RESIZE_MODES
+from qkvae.lm_export import ExportError, export_lm
+from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, prepare_folder, schema,
+                          shard_metadata)
+from qkvae.sources import ImageSource, SourceError, open_source
+from qkvae.tokenize_engine import (PRECISIONS, Chunk, ChunkTokenizer, RunCounts, ShardAssembler, chunks,
+                                   fit_range, shard_ranges)
+from qkvae.weights import WeightsError, default_device, load_qkvae
+
+ENGINES = ("local", "ray")
+SHARD_SIZE = 10_000  # ~38 MB shards
+BATCH_SIZE = 64
+PREFETCH_PER_WORKER = 2  # batches each decoding process may be ahead of the encoder
+RAY_INSTALL = "pip install 'qkvae-studio[ray]'"
+
+
+class EngineError(RuntimeError):
+    """An engine that cannot run here."""
+
+
+@dataclass(frozen=True)
+class TokenizeOptions:
+    input: str
+    out: Path
+    weights: str | None = None
+    split: str | None = None
+    mode: str = "resize"
+    batch_size: int = BATCH_SIZE
+    device: str | None = None
+    precision: str = "fp32"
+    shard_size: int = SHARD_SIZE
+    workers: int = 1
+    with_metrics: bool = False
+    resume: bool = False
+    limit: int | None = None
+    engine: str = "local"
+    ray_address: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenizeSummary:
+    out: Path
+    images: int  # tokenized by this run
+    skipped: int  # inputs of this run that could not be decoded
+    shards: int  # written by this run
+    shards_kept: int  # already done by an earlier run (--resume)
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        kept = f" (+{self.shards_kept} kept from the earlier run)" if self.shards_kept else ""
+        return (f"tokenized {self.images:,} images, skipped {self.skipped:,}, {self.shards} shards{kept}, "
+                f"{self.seconds:.1f} s, {self.images_per_s:.1f} images/s -> {self.out}")
+
+
+@dataclass
+class Run:
+    """A run ready to go: its source, model, output folder and the shards still to write."""
+
+    options: TokenizeOptions
+    source: ImageSource
+    tokenizer: ChunkTokenizer
+    manifest: Manifest
+    pending: dict[int, tuple[int, int]]  # shard -> inputs still to tokenize
+    assembler: ShardAssembler
+
+    @property
+    def pending_inputs(self) -> int:
+        return sum(b - a for a, b in self.pending.values())
+
+
+def ood_scorer(model):
+    """``ids (B, 2304) -> ood_score (B,)`` from the ``analysis`` package, or None (with the reason
+    on stderr) when it is not installed or its reference counts belong to other weights.
+
+    This is the one place ``qkvae`` reaches into a higher layer, at call time and only for
+    ``--with-metrics``: the OOD score and its reference distribution are ``analysis``'s, and a
+    core without ``analysis`` still gives PSNR and SSIM.
+    """
+    try:
+        from analysis.reference import OOD_SCORE, load_reference, ood_score, token_probabilities
+    except ImportError as e:
+        print(f"note: no ood_score column ({e}); psnr and ssim only", file=sys.stderr)
+        return None
+    try:
+        reference = load_reference()
+    except ValueError as e:
+        print(f"note: no ood_score column ({e})", file=sys.stderr)
+        return None
+    weights = shard_metadata(model, "", "")["weights_sha256"]
+    if reference.get("weights_sha256") != weights:
+        print("note: no ood_score column (the reference counts were made with other weights)", file=sys.stderr)
+        return None
+    probs = token_probabilities(reference["counts"], reference["alpha"])
+    return lambda ids: np.array([ood_score(i, probs)[OOD_SCORE] for i in ids], np.float32)
+
+
+def plan(o: TokenizeOptions) -> Run:
+    """Open the source and the model, claim (or take up) the output folder."""
+    source = open_source(o.input, split=o.split)
+    if o.limit is not None and o.limit < 0:
+        raise SourceError("--limit cannot be negative")
+    model = load_qkvae(o.weights, device=o.device or default_device())
+    scorer = ood_scorer(model) if o.with_metrics else None
+    metrics = tuple(c for c in METRIC_COLUMNS if o.with_metrics and (c != "ood_score" or scorer))
+    metadata = shard_metadata(model, o.mode, o.precision)
+    with_label = source.labels is not None
+    arrow_schema = schema(metadata, model.config.num_tokens, with_label, metrics)
+    settings = RunSettings(metadata, arrow_schema.names, source.description, len(source),
+                           names_sha256(source.names), o.shard_size)
+    count = len(source) if o.limit is None else min(o.limit, len(source))
+    ranges = shard_ranges(count, o.shard_size)
+    manifest = prepare_folder(Path(o.out), settings, o.limit, o.resume, ranges)
+    done = {r.inputs for r in manifest.shards}
+    pending = {k: r for k, r in ranges.items() if r not in done}
+    return Run(o, source, ChunkTokenizer(model, o.precision, o.with_metrics, scorer), manifest, pending,
+               ShardAssembler(Path(o.out), manifest, ranges, arrow_schema, with_label))
+
+
+def names_sha256(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+_worker_source: ImageSource | None = None
+
+
+def _init_worker(spec: str, split: str | None) -> None:
+    global _worker_source
+    _worker_source = open_source(spec, split=split)
+
+
+def _fit_in_worker(chunk: Chunk, size: int, mode: str):
+    return fit_range(_worker_source, chunk, size, mode)
+
+
+def fitted_chunks(run: Run) -> Iterator:
+    """The pending chunks, decoded and fitted, in order: in this process, or in ``workers``
+    processes that run at most ``PREFETCH_PER_WORKER`` batches each ahead of the caller."""
+    o, size = run.options, run.tokenizer.model.config.image_size
+    todo = chunks(run.pending, o.batch_size)
+    if o.workers == 0:
+        yield from (fit_range(run.source, c, size, o.mode) for c in todo)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
+    with context.Pool(o.workers, _init_worker, (o.input, o.split)) as pool:
+        ahead = deque()
+        for c in todo:
+            ahead.append(pool.apply_async(_fit_in_worker, (c, size, o.mode)))
+            if len(ahead) >= o.workers * PREFETCH_PER_WORKER:
+                yield ahead.popleft().get()
+        while ahead:
+            yield ahead.popleft().get()
+
+
+def run_local(run: Run) -> RunCounts:
+    with tqdm(total=run.pending_inputs, desc="tokenizing", unit="img", smoothing=0.1) as bar:
+        for fitted in fitted_chunks(run):
+            run.assembler.add(run.tokenizer(fitted))
+            bar.update(fitted.chunk.stop - fitted.chunk.start)
+    return run.assembler.counts
+
+
+def engine(name: str):
+    """The function that runs a planned ``Run`` with engine ``name``."""
+    if name == "local":
+        return run_local
+    try:
+        from qkvae.tokenize_ray import run_ray
+    except ModuleNotFoundError as e:
+        if e.name != "ray":
+            raise
+        raise EngineError(f"--engine ray needs Ray, which is not installed: {RAY_INSTALL}") from None
+    return run_ray
+
+
+def tokenize(o: TokenizeOptions) -> TokenizeSummary:
+    """Run a tokenization with the chosen engine; returns what this run did."""
+    started = time.perf_counter()
+    run_with = engine(o.engine)
+    run = plan(o)
+    kept = len(run.manifest.shards)
+    counts = run_with(run)
+    run.assembler.close()
+    return TokenizeSummary(Path(o.out), counts.images, counts.skipped, counts.shards, kept,
+                           time.perf_counter() - started)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative, not {value}")
+    return value
+
+
+def setup_args(argv=None) -> TokenizeOptions:
+    p = argparse.ArgumentParser(prog="python -m qkvae.tokenize", description=__doc__.split("\n")[0],
+                                epilog="python -m qkvae.tokenize export --help: the LM export")
+    p.add_argument("input", metavar="INPUT", help="image folder, .txt list, STL-10 *_X.bin, or Parquet file(s)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the shards")
+    p.add_argument("--weights", help="weights file or folder (default: the shipped weights)")
+    p.add_argument("--split", help="the split of a Parquet dataset (e.g. train)")
+    p.add_argument("--mode", choices=RESIZE_MODES, default="resize", help="how images are fit to 96x96")
+    p.add_argument("--batch-size", type=_positive, default=BATCH_SIZE)
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (exact, the default) or bf16 autocast (changes about 2.7%% of ids)")
+    p.add_argument("--shard-size", type=_positive, default=SHARD_SIZE, help="inputs per shard")
+    p.add_argument("--workers", type=_count, default=1, help="decoding processes (0: decode in this process)")
+    p.add_argument("--with-metrics", action="store_true",
+                   help="add psnr, ssim and ood_score columns, from a decode of the same ids")
+    p.add_argument("--resume", action="store_true", help="continue the run in DIR, keeping its finished shards")
+    p.add_argument("--limit", type=_count, help="tokenize only the first N inputs of the source")
+    p.add_argument("--engine", choices=ENGINES, default="local")
+    p.add_argument("--ray-address", help="join this Ray cluster (with --engine ray; default: a local Ray)")
+    a = p.parse_args(argv)
+    if a.ray_address and a.engine != "ray":
+        p.error("--ray-address needs --engine ray")
+    return TokenizeOptions(a.input, a.out, a.weights, a.split, a.mode, a.batch_size, a.device, a.precision,
+                           a.shard_size, a.workers, a.with_metrics, a.resume, a.limit, a.engine, a.ray_address)
+
+
+def setup_export_args(argv) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m qkvae.tokenize export",
+                                description="Write token shards as one flat binary of LM sequences (nanoGPT's "
+                                            "train.bin), with a JSON sidecar of dtype, vocabulary and special ids.")
+    p.add_argument("dir", metavar="DIR", type=Path, help="a folder of token shards")
+    p.add_argument("--base-vocab-size", type=_count, required=True,
+                   help="size of the text vocabulary the image ids are appended to (GPT-2: 50257)")
+    p.add_argument("--out", type=Path, required=True, help="the .bin to write; the sidecar is OUT + .json")
+    return p.parse_args(argv)
+
+
+CLI_ERRORS = (SourceError, ShardError, WeightsError, ExportError, EngineError, OSError)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["export"]:
+            a = setup_export_args(argv[1:])
+            print(export_lm(a.dir, a.base_vocab_size, a.out).line())
+        else:
+            print(tokenize(setup_args(argv)).line())
+    except CLI_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are kept; continue with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
