@@ -1,0 +1,150 @@
+"""The Ray Data engine of ``python -m qkvae.tokenize --engine ray [--ray-address ADDR]``.
+
+The job is the local engine's, spread over Ray workers:
+
+1. the run's chunks (inputs [start, stop) of one shard, at most one batch) become a dataset;
+2. ``map_batches`` hands each chunk to ``RayTokenizer``, a callable class that opens the source
+   and loads the model once per worker (on a GPU through ``num_gpus`` with ``--device cuda``),
+   then reads, fits and encodes the chunk: one output row per input, with its ids or the reason
+   it was skipped;
+3. this process takes the rows in input order (``preserve_order``) and writes the shards with
+   the local engine's writer (``ShardAssembler``).
+
+Writing here rather than with ``Dataset.write_parquet`` is what keeps the output identical to
+the local engine's, byte for byte: shard k holds exactly inputs [k*S, (k+1)*S), carries the
+run's metadata, is renamed into place only when complete and is recorded in the manifest, so a
+killed run resumes by shard. Each chunk is encoded as one batch, as locally, so the ids are the
+same too. The source's path must be readable from every worker (on a cluster: a shared disk).
+
+Without ``--ray-address`` a local Ray starts with a bounded object store and no dashboard; with
+one, the run joins that cluster (``ray start --head`` on one machine, ``ray start --address``
+on the others).
+"""
+
+import os
+
+import numpy as np
+import ray
+import torch
+from tqdm import tqdm
+
+from qkvae.sources import open_source
+from qkvae.shards import SkippedInput
+from qkvae.tokenize_engine import Chunk, ChunkTokenizer, RunCounts, TokenizedChunk, chunks, fit_range
+from qkvae.weights import load_qkvae
+
+OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray's object store: chunks of ids are small
+
+
+class RayTokenizer:
+    """One Ray worker: the source and the model, opened once; each call tokenizes one chunk."""
+
+    def __init__(self, spec: str, split: str | None, weights: str | None, device: str, precision: str,
+                 mode: str, with_metrics: bool, with_ood: bool, threads: int):
+        from qkvae.tokenize import ood_scorer
+
+        torch.set_num_threads(threads)
+        self.source = open_source(spec, split=split)
+        model = load_qkvae(weights, device=device)
+        self.tokenizer = ChunkTokenizer(model, precision, with_metrics, ood_scorer(model) if with_ood else None)
+        self.mode = mode
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        (shard,), (start,), (stop,) = batch["shard"], batch["start"], batch["stop"]
+        chunk = Chunk(int(shard), int(start), int(stop))
+        t = self.tokenizer(fit_range(self.source, chunk, self.tokenizer.model.config.image_size, self.mode))
+        return rows_of(t)
+
+
+def rows_of(t: TokenizedChunk) -> dict[str, np.ndarray]:
+    """A tokenized chunk as one row per input, in input order; skipped inputs have a reason."""
+    n = t.chunk.stop - t.chunk.start
+    ok = np.ones(n, bool)
+    ok[[s.index - t.chunk.start for s in t.skipped]] = False
+    tokens = np.zeros((n, t.tokens.shape[1]), np.uint16)
+    tokens[ok] = t.tokens
+    names, reasons = np.empty(n, object), np.full(n, "", object)
+    names[ok] = t.names
+    for s in t.skipped:
+        names[s.index - t.chunk.start], reasons[s.index - t.chunk.start] = s.name, s.reason
+    labels = np.full(n, -1, np.int64)
+    labels[ok] = [-1 if x is None else x for x in t.labels]
+    rows = {"shard": np.full(n, t.chunk.shard), "index": np.arange(t.chunk.start, t.chunk.stop),
+            "image_id": names, "tokens": tokens, "label": labels, "reason": reasons}
+    for name, values in t.metrics.items():
+        full = np.zeros(n, np.float32)
+        full[ok] = values
+        rows[name] = full
+    return rows
+
+
+def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk, with_label: bool) -> TokenizedChunk:
+    """The inverse of ``rows_of``."""
+    ok = rows["reason"] == ""
+    skipped = [SkippedInput(int(i), str(name), str(reason))
+               for i, name, reason in zip(rows["index"][~ok], rows["image_id"][~ok], rows["reason"][~ok], strict=True)]
+    metrics = {k: v[ok] for k, v in rows.items() if k in ("psnr", "ssim", "ood_score")}
+    labels = rows["label"][ok].tolist() if with_label else [None] * int(ok.sum())
+    return TokenizedChunk(chunk, [str(x) for x in rows["image_id"][ok]], rows["tokens"][ok], labels, metrics, skipped)
+
+
+def _init(address: str | None) -> bool:
+    """Connect to Ray; True when this call started it (and so should stop it)."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network calls
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    else:
+        ray.init(object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+    return True
+
+
+def run_ray(run) -> RunCounts:
+    """Tokenize ``run``'s pending chunks on Ray (see the module docstring); ``run`` is a
+    ``qkvae.tokenize.Run``."""
+    o = run.options
+    todo = list(chunks(run.pending, o.batch_size))
+    if not todo:
+        return run.assembler.counts
+    started = _init(o.ray_address)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True
+        ctx.enable_progress_bars = False
+        model = run.tokenizer.model
+        device = str(model.device)
+        workers = max(1, o.workers)
+        threads = max(1, (os.cpu_count() or 1) // workers) if model.device.type == "cpu" else 1
+        dataset = ray.data.from_items([{"shard": c.shard, "start": c.start, "stop": c.stop} for c in todo])
+        tokenized = dataset.map_batches(
+            RayTokenizer, batch_size=1, concurrency=workers, num_cpus=1 if model.device.type == "cpu" else 0,
+            num_gpus=1 if model.device.type == "cuda" else 0,
+            fn_constructor_args=(o.input, o.split, o.weights, device, o.precision, o.mode, o.with_metrics,
+                                 run.tokenizer.ood_score is not None, threads))
+        with_label = run.source.labels is not None
+        blocks = tokenized.iter_batches(batch_size=None, batch_format="numpy")
+        with tqdm(total=run.pending_inputs, desc="tokenizing (ray)", unit="img", smoothing=0.1) as bar:
+            for chunk, rows in chunk_rows(blocks, todo):
+                run.assembler.add(chunk_of(rows, chunk, with_label))
+                bar.update(chunk.stop - chunk.start)
+    finally:
+        if started:
+            ray.shutdown()
+    return run.assembler.counts
+
+
+def chunk_rows(blocks, todo: list[Chunk]):
+    """Regroup the output rows (in input order, cut into blocks anyhow) into (chunk, its rows)."""
+    pending = iter(todo)
+    chunk, buffer = next(pending, None), None
+    for rows in blocks:
+        buffer = rows if buffer is None else {k: np.concatenate([buffer[k], rows[k]]) for k in rows}
+        while chunk is not None and len(buffer["index"]) >= chunk.stop - chunk.start:
+            n = chunk.stop - chunk.start
+            if buffer["index"][0] != chunk.start:
+                raise RuntimeError(f"Ray returned input {buffer['index'][0]} where {chunk.start} was due")
+            yield chunk, {k: v[:n] for k, v in buffer.items()}
+            buffer = {k: v[n:] for k, v in buffer.items()}
+            chunk = next(pending, None)
