@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from qkvae import INPUT_ERRORS
 from qkvae.image import RESIZE_MODES
 from qkvae.lm_export import ExportError, export_lm
 from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, prepare_folder, schema,
@@ -37,7 +38,7 @@ from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, pre
 from qkvae.sources import ImageSource, SourceError, open_source
 from qkvae.tokenize_engine import (PRECISIONS, Chunk, ChunkTokenizer, RunCounts, ShardAssembler, chunks,
                                    fit_range, shard_ranges)
-from qkvae.weights import WeightsError, default_device, load_qkvae
+from qkvae.weights import default_device, load_qkvae
 
 ENGINES = ("local", "ray")
 SHARD_SIZE = 10_000  # ~38 MB shards
@@ -272,7 +273,7 @@ def setup_export_args(argv) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-CLI_ERRORS = (SourceError, ShardError, WeightsError, ExportError, EngineError, OSError)
+CLI_ERRORS = (*INPUT_ERRORS, ShardError, ExportError, EngineError)
 
 
 def main(argv=None) -> int:

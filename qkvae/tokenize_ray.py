@@ -88,7 +88,7 @@ def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk, with_label: bool) -> Tok
     return TokenizedChunk(chunk, [str(x) for x in rows["image_id"][ok]], rows["tokens"][ok], labels, metrics, skipped)
 
 
-def _init(address: str | None) -> bool:
+def start_ray(address: str | None) -> bool:
     """Connect to Ray; True when this call started it (and so should stop it)."""
     if ray.is_initialized():
         return False
@@ -108,7 +108,7 @@ def run_ray(run) -> RunCounts:
     todo = list(chunks(run.pending, o.batch_size))
     if not todo:
         return run.assembler.counts
-    started = _init(o.ray_address)
+    started = start_ray(o.ray_address)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True

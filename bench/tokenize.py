@@ -1,0 +1,155 @@
+"""Dataset tokenization throughput and memory: the local and Ray engines end to end, against the
+encode-only rate at the same batch and precision, and peak RSS as the dataset grows 10x.
+
+    python -m bench.tokenize [--data ../shared/data/train] [--images 256] [--batch-size 64]
+        [--precision fp32] [--workers 1] [--repeats 3] [--json out.json]
+
+The images are the first ``--images`` files of ``--data`` (JPEG photos by default: decoding and
+fitting cost something), read through a .txt list source. Each repeat runs, in turn, the local
+engine, the Ray engine (same ``--workers``; it starts and stops its own local Ray, as a user's
+run does), each on N/2 and N images, then encode-only (``bench.inference.median_seconds`` over
+``model.encode`` of one batch). The whole-run rate is what a user sees, start-up included; the
+steady rate, from the N/2 -> N difference, is the rate once everything has started. Times are
+medians. Peak RSS is measured in a fresh process for N and 10N images.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench.inference import median_seconds
+from qkvae.sources import open_source
+from qkvae.tokenize import TokenizeOptions, tokenize
+from qkvae.weights import load_qkvae
+
+RSS_CODE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def image_list(data: str, count: int, folder: Path) -> Path:
+    """A .txt source listing the first ``count`` images of ``data``."""
+    source = open_source(data)
+    if len(source) < count:
+        raise SystemExit(f"{data} has {len(source)} images, fewer than {count}")
+    paths = [str(Path(data).resolve() / name) for name in source.names[:count]]
+    listing = folder / f"images-{count}.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    return listing
+
+
+def engine_seconds(engine: str, listing: Path, folder: Path, args) -> float:
+    out = folder / f"out-{engine}-{time.monotonic_ns()}"
+    s = tokenize(TokenizeOptions(str(listing), out, batch_size=args.batch_size, device="cpu",
+                                 precision=args.precision, workers=args.workers, engine=engine))
+    return s.seconds
+
+
+def ray_startup_seconds() -> float:
+    """A local Ray's start and stop, as the engine does them, with nothing run."""
+    import ray
+
+    from qkvae.tokenize_ray import start_ray
+
+    t = time.perf_counter()
+    start_ray(None)
+    ray.shutdown()
+    return time.perf_counter() - t
+
+
+def encode_only_seconds(batch: int, precision: str, repeats: int) -> float:
+    """Median seconds for one ``model.encode`` of ``batch`` images."""
+    model = load_qkvae(device="cpu")
+    x = torch.rand(batch, 3, 96, 96) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return median_seconds(lambda: model.encode(x), torch.device("cpu"), repeats)
+
+
+def peak_rss_mib(listing: Path, folder: Path, args) -> float:
+    """Peak RSS of the largest process of one local run, in MiB (Linux reports KiB)."""
+    cmd = [sys.executable, "-m", "qkvae.tokenize", str(listing), "--out", str(folder / f"rss-{time.monotonic_ns()}"),
+           "--batch-size", str(args.batch_size), "--precision", args.precision, "--workers", str(args.workers),
+           "--device", "cpu", "--shard-size", str(args.shard_size)]
+    out = subprocess.run([sys.executable, "-c", RSS_CODE, *cmd], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def run(args) -> dict:
+    """Interleaved repeats of: each engine on N/2 and N images, Ray's bare start/stop, encode-only."""
+    half = args.images // 2
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        lists = {n: image_list(args.data, n, folder) for n in (half, args.images)}
+        times = {k: [] for k in ("local_half", "local", "ray_half", "ray", "ray_startup", "encode")}
+        for r in range(args.repeats):
+            for engine in ("local", "ray"):
+                times[f"{engine}_half"].append(engine_seconds(engine, lists[half], folder, args))
+                times[engine].append(engine_seconds(engine, lists[args.images], folder, args))
+            times["ray_startup"].append(ray_startup_seconds())
+            times["encode"].append(encode_only_seconds(args.batch_size, args.precision, 3))
+            print(f"repeat {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rates = {"encode": args.batch_size / med["encode"]}
+        for engine in ("local", "ray"):
+            rates[engine] = args.images / med[engine]
+            rates[f"{engine}_steady"] = (args.images - half) / (med[engine] - med[f"{engine}_half"])
+        rss = {"images": args.rss_images, "small_mib": peak_rss_mib(image_list(args.data, args.rss_images, folder), folder, args),
+               "large_mib": peak_rss_mib(image_list(args.data, 10 * args.rss_images, folder), folder, args)}
+        shard_bytes = sum(p.stat().st_size for p in folder.glob("rss-*/shard-*.parquet"))
+    return {"args": vars(args), "threads": torch.get_num_threads(), "seconds": times, "median_seconds": med,
+            "images_per_s": rates, "rss": rss, "bytes_per_image": shard_bytes / (11 * args.rss_images)}
+
+
+def markdown(r: dict) -> str:
+    a, rate, med = r["args"], r["images_per_s"], r["median_seconds"]
+    n, half = a["images"], a["images"] // 2
+    lines = [f"{n} images from `{a['data']}`, batch {a['batch_size']}, {a['precision']}, "
+             f"{a['workers']} worker(s), {r['threads']} torch threads, medians of {a['repeats']} interleaved repeats",
+             "", "| what | median s | images/s | ratio |", "|---|---|---|---|",
+             f"| encode-only, one batch of {a['batch_size']} | {med['encode']:.3f} | {rate['encode']:.1f} | 100 % |",
+             f"| local engine, whole run of {n} | {med['local']:.2f} | {rate['local']:.1f} | "
+             f"{100 * rate['local'] / rate['encode']:.0f} % of encode-only |",
+             f"| local engine, steady ({half} -> {n} images) | {med['local'] - med['local_half']:.2f} | "
+             f"{rate['local_steady']:.1f} | {100 * rate['local_steady'] / rate['encode']:.0f} % of encode-only |",
+             f"| Ray engine, whole run of {n} | {med['ray']:.2f} | {rate['ray']:.1f} | "
+             f"{100 * rate['ray'] / rate['local']:.0f} % of local |",
+             f"| Ray engine, steady ({half} -> {n} images) | {med['ray'] - med['ray_half']:.2f} | "
+             f"{rate['ray_steady']:.1f} | {100 * rate['ray_steady'] / rate['local_steady']:.0f} % of local steady |",
+             f"| (a bare local Ray start + stop) | {med['ray_startup']:.2f} | | |",
+             "", f"Peak RSS (local engine, largest process): {r['rss']['images']} images "
+             f"{r['rss']['small_mib']:.0f} MiB, {10 * r['rss']['images']} images {r['rss']['large_mib']:.0f} MiB "
+             f"({r['rss']['large_mib'] / r['rss']['small_mib']:.2f}x). Shards: {r['bytes_per_image']:.0f} bytes/image."]
+    return "\n".join(lines)
+
+
+def setup_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.tokenize", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="../shared/data/train")
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rss-images", type=int, default=128, help="N for the peak-RSS runs (N and 10N images)")
+    p.add_argument("--shard-size", type=int, default=100, help="shard size of the peak-RSS runs")
+    p.add_argument("--json", help="also write the raw results here")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = setup_args(argv)
+    result = run(args)
+    print(markdown(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
