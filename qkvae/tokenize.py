@@ -18,6 +18,7 @@ batches ahead, and encodes in this process; ``--engine ray`` runs the same job o
 """
 
 import argparse
+import contextlib
 import hashlib
 import multiprocessing
 import sys
@@ -99,6 +100,7 @@ class Run:
     manifest: Manifest
     pending: dict[int, tuple[int, int]]  # shard -> inputs still to tokenize
     assembler: ShardAssembler
+    pool: "multiprocessing.pool.Pool | None" = None  # the local engine's decoding processes
 
     @property
     def pending_inputs(self) -> int:
@@ -169,23 +171,30 @@ def _fit_in_worker(chunk: Chunk, size: int, mode: str):
     return fit_range(_worker_source, chunk, size, mode)
 
 
+def decoding_pool(o: TokenizeOptions):
+    """The local engine's ``--workers`` decoding processes, each with the source open, or None.
+    Started before the model loads, so that their start-up overlaps it."""
+    if o.engine != "local" or o.workers == 0:
+        return contextlib.nullcontext()
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
+    return context.Pool(o.workers, _init_worker, (o.input, o.split))
+
+
 def fitted_chunks(run: Run) -> Iterator:
-    """The pending chunks, decoded and fitted, in order: in this process, or in ``workers``
-    processes that run at most ``PREFETCH_PER_WORKER`` batches each ahead of the caller."""
+    """The pending chunks, decoded and fitted, in order: in this process, or in the pool's
+    processes, which run at most ``PREFETCH_PER_WORKER`` batches each ahead of the caller."""
     o, size = run.options, run.tokenizer.model.config.image_size
     todo = chunks(run.pending, o.batch_size)
-    if o.workers == 0:
+    if run.pool is None:
         yield from (fit_range(run.source, c, size, o.mode) for c in todo)
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
-    with context.Pool(o.workers, _init_worker, (o.input, o.split)) as pool:
-        ahead = deque()
-        for c in todo:
-            ahead.append(pool.apply_async(_fit_in_worker, (c, size, o.mode)))
-            if len(ahead) >= o.workers * PREFETCH_PER_WORKER:
-                yield ahead.popleft().get()
-        while ahead:
+    ahead = deque()
+    for c in todo:
+        ahead.append(run.pool.apply_async(_fit_in_worker, (c, size, o.mode)))
+        if len(ahead) >= o.workers * PREFETCH_PER_WORKER:
             yield ahead.popleft().get()
+    while ahead:
+        yield ahead.popleft().get()
 
 
 def run_local(run: Run) -> RunCounts:
@@ -213,10 +222,12 @@ def tokenize(o: TokenizeOptions) -> TokenizeSummary:
     """Run a tokenization with the chosen engine; returns what this run did."""
     started = time.perf_counter()
     run_with = engine(o.engine)
-    run = plan(o)
-    kept = len(run.manifest.shards)
-    counts = run_with(run)
-    run.assembler.close()
+    with decoding_pool(o) as pool:
+        run = plan(o)
+        run.pool = pool
+        kept = len(run.manifest.shards)
+        counts = run_with(run)
+        run.assembler.close()
     return TokenizeSummary(Path(o.out), counts.images, counts.skipped, counts.shards, kept,
                            time.perf_counter() - started)
 
