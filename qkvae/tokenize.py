@@ -19,7 +19,6 @@ batches ahead, and encodes in this process; ``--engine ray`` runs the same job o
 
 import argparse
 import contextlib
-import hashlib
 import multiprocessing
 import sys
 import time
@@ -28,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from qkvae import INPUT_ERRORS
@@ -38,7 +36,7 @@ from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, pre
                           shard_metadata)
 from qkvae.sources import ImageSource, SourceError, open_source
 from qkvae.tokenize_engine import (PRECISIONS, Chunk, ChunkTokenizer, RunCounts, ShardAssembler, chunks,
-                                   fit_range, shard_ranges)
+                                   fit_range, names_sha256, ood_scorer, reopen_source, shard_ranges)
 from qkvae.weights import default_device, load_qkvae
 
 ENGINES = ("local", "ray")
@@ -107,41 +105,12 @@ class Run:
         return sum(b - a for a, b in self.pending.values())
 
 
-def ood_scorer(model):
-    """``ids (B, 2304) -> ood_score (B,)`` from the ``analysis`` package, or None (with the reason
-    on stderr) when it is not installed or its reference counts belong to other weights.
-
-    This is the one place ``qkvae`` reaches into a higher layer, at call time and only for
-    ``--with-metrics``: the OOD score and its reference distribution are ``analysis``'s, and a
-    core without ``analysis`` still gives PSNR and SSIM.
-    """
-    try:
-        from analysis.reference import OOD_SCORE, load_reference, ood_score, token_probabilities
-    except ImportError as e:
-        print(f"note: no ood_score column ({e}); psnr and ssim only", file=sys.stderr)
-        return None
-    try:
-        reference = load_reference()
-    except ValueError as e:
-        print(f"note: no ood_score column ({e})", file=sys.stderr)
-        return None
-    weights = shard_metadata(model, "", "")["weights_sha256"]
-    if reference.get("weights_sha256") != weights:
-        print("note: no ood_score column (the reference counts were made with other weights)", file=sys.stderr)
-        return None
-    probs = token_probabilities(reference["counts"], reference["alpha"])
-    return lambda ids: np.array([ood_score(i, probs)[OOD_SCORE] for i in ids], np.float32)
-
-
-def plan(o: TokenizeOptions) -> Run:
-    """Open the source and the model, claim (or take up) the output folder."""
-    source = open_source(o.input, split=o.split)
-    if o.limit is not None and o.limit < 0:
-        raise SourceError("--limit cannot be negative")
+def plan(o: TokenizeOptions, source: ImageSource) -> Run:
+    """Load the model, claim (or take up) the output folder, list the shards still to write."""
     model = load_qkvae(o.weights, device=o.device or default_device())
-    scorer = ood_scorer(model) if o.with_metrics else None
-    metrics = tuple(c for c in METRIC_COLUMNS if o.with_metrics and (c != "ood_score" or scorer))
     metadata = shard_metadata(model, o.mode, o.precision)
+    scorer = ood_scorer(metadata["weights_sha256"]) if o.with_metrics else None
+    metrics = tuple(c for c in METRIC_COLUMNS if o.with_metrics and (c != "ood_score" or scorer))
     with_label = source.labels is not None
     arrow_schema = schema(metadata, model.config.num_tokens, with_label, metrics)
     settings = RunSettings(metadata, arrow_schema.names, source.description, len(source),
@@ -155,29 +124,30 @@ def plan(o: TokenizeOptions) -> Run:
                ShardAssembler(Path(o.out), manifest, ranges, arrow_schema, with_label))
 
 
-def names_sha256(names: list[str]) -> str:
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+_worker_source: ImageSource | SourceError | None = None
 
 
-_worker_source: ImageSource | None = None
-
-
-def _init_worker(spec: str, split: str | None) -> None:
+def _init_worker(spec: str, split: str | None, expected_names_sha256: str) -> None:
     global _worker_source
-    _worker_source = open_source(spec, split=split)
+    try:
+        _worker_source = reopen_source(spec, split, expected_names_sha256)
+    except SourceError as e:  # raised from the first task: a failing initializer makes Pool respawn forever
+        _worker_source = e
 
 
 def _fit_in_worker(chunk: Chunk, size: int, mode: str):
+    if isinstance(_worker_source, SourceError):
+        raise _worker_source
     return fit_range(_worker_source, chunk, size, mode)
 
 
-def decoding_pool(o: TokenizeOptions):
-    """The local engine's ``--workers`` decoding processes, each with the source open, or None.
-    Started before the model loads, so that their start-up overlaps it."""
+def decoding_pool(o: TokenizeOptions, source: ImageSource):
+    """The local engine's ``--workers`` decoding processes, each with ``source`` open again, or
+    None. Started before the model loads, so that their start-up overlaps it."""
     if o.engine != "local" or o.workers == 0:
         return contextlib.nullcontext()
     context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
-    return context.Pool(o.workers, _init_worker, (o.input, o.split))
+    return context.Pool(o.workers, _init_worker, (o.input, o.split, names_sha256(source.names)))
 
 
 def fitted_chunks(run: Run) -> Iterator:
@@ -222,8 +192,9 @@ def tokenize(o: TokenizeOptions) -> TokenizeSummary:
     """Run a tokenization with the chosen engine; returns what this run did."""
     started = time.perf_counter()
     run_with = engine(o.engine)
-    with decoding_pool(o) as pool:
-        run = plan(o)
+    source = open_source(o.input, split=o.split)
+    with decoding_pool(o, source) as pool:
+        run = plan(o, source)
         run.pool = pool
         kept = len(run.manifest.shards)
         counts = run_with(run)

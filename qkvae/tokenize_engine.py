@@ -6,8 +6,13 @@ encodes it (and, with metrics, decodes the ids to score the reconstruction), and
 ``ShardAssembler`` takes the tokenized chunks in input order and writes each shard when its last
 chunk arrives. Because chunks never straddle a shard and each shard always starts at k*S, the
 batches, and so the ids and the bytes of every shard, are the same in a resumed run.
+
+``ood_scorer`` is the one place where ``qkvae`` reaches into a higher layer (``analysis``), at
+call time and only for ``--with-metrics``; ``import qkvae`` never loads ``analysis``.
 """
 
+import hashlib
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAE
 from qkvae.shards import (Manifest, ShardRecord, ShardRows, SkippedInput, keep_errors, record_errors,
                           shard_index, write_shard)
-from qkvae.sources import ImageSource
+from qkvae.sources import ImageSource, SourceError, open_source
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -44,6 +49,44 @@ def chunks(ranges: dict[int, tuple[int, int]], batch_size: int) -> Iterator[Chun
     for k, (start, stop) in sorted(ranges.items()):
         for a in range(start, stop, batch_size):
             yield Chunk(k, a, min(a + batch_size, stop))
+
+
+def names_sha256(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def reopen_source(spec: str, split: str | None, expected_names_sha256: str) -> ImageSource:
+    """The run's source opened again in another process; raises ``SourceError`` if its entries
+    changed meanwhile (the indices would no longer name the same inputs)."""
+    source = open_source(spec, split=split)
+    if names_sha256(source.names) != expected_names_sha256:
+        raise SourceError(f"{spec} changed while the run was starting (its list of entries differs)")
+    return source
+
+
+def ood_scorer(weights_sha256: str):
+    """``ids (B, 2304) -> ood_score (B,)`` from the ``analysis`` package, or None (with the reason
+    on stderr) when it is not installed or its reference counts belong to other weights.
+
+    This is the one place ``qkvae`` reaches into a higher layer, at call time and only for
+    ``--with-metrics``: the OOD score and its reference distribution are ``analysis``'s, and a
+    core without ``analysis`` still gives PSNR and SSIM.
+    """
+    try:
+        from analysis.reference import OOD_SCORE, load_reference, ood_score, token_probabilities
+    except ImportError as e:
+        print(f"note: no ood_score column ({e}); psnr and ssim only", file=sys.stderr)
+        return None
+    try:
+        reference = load_reference()
+    except ValueError as e:
+        print(f"note: no ood_score column ({e})", file=sys.stderr)
+        return None
+    if reference.get("weights_sha256") != weights_sha256:
+        print("note: no ood_score column (the reference counts were made with other weights)", file=sys.stderr)
+        return None
+    probs = token_probabilities(reference["counts"], reference["alpha"])
+    return lambda ids: np.array([ood_score(i, probs)[OOD_SCORE] for i in ids], np.float32)
 
 
 @dataclass(frozen=True)

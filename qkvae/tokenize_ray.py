@@ -28,9 +28,9 @@ import ray
 import torch
 from tqdm import tqdm
 
-from qkvae.sources import open_source
 from qkvae.shards import SkippedInput
-from qkvae.tokenize_engine import Chunk, ChunkTokenizer, RunCounts, TokenizedChunk, chunks, fit_range
+from qkvae.tokenize_engine import (Chunk, ChunkTokenizer, RunCounts, TokenizedChunk, chunks, fit_range,
+                                   ood_scorer, reopen_source)
 from qkvae.weights import load_qkvae
 
 OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray's object store: chunks of ids are small
@@ -39,14 +39,13 @@ OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray's object store: chunks of ids ar
 class RayTokenizer:
     """One Ray worker: the source and the model, opened once; each call tokenizes one chunk."""
 
-    def __init__(self, spec: str, split: str | None, weights: str | None, device: str, precision: str,
-                 mode: str, with_metrics: bool, with_ood: bool, threads: int):
-        from qkvae.tokenize import ood_scorer
-
+    def __init__(self, spec: str, split: str | None, names_sha256: str, weights: str | None, device: str,
+                 precision: str, mode: str, with_metrics: bool, weights_sha256: str | None, threads: int):
         torch.set_num_threads(threads)
-        self.source = open_source(spec, split=split)
+        self.source = reopen_source(spec, split, names_sha256)
         model = load_qkvae(weights, device=device)
-        self.tokenizer = ChunkTokenizer(model, precision, with_metrics, ood_scorer(model) if with_ood else None)
+        scorer = ood_scorer(weights_sha256) if weights_sha256 else None
+        self.tokenizer = ChunkTokenizer(model, precision, with_metrics, scorer)
         self.mode = mode
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -121,8 +120,10 @@ def run_ray(run) -> RunCounts:
         tokenized = dataset.map_batches(
             RayTokenizer, batch_size=1, concurrency=workers, num_cpus=1 if model.device.type == "cpu" else 0,
             num_gpus=1 if model.device.type == "cuda" else 0,
-            fn_constructor_args=(o.input, o.split, o.weights, device, o.precision, o.mode, o.with_metrics,
-                                 run.tokenizer.ood_score is not None, threads))
+            fn_constructor_args=(o.input, o.split, run.manifest.settings.source_names_sha256, o.weights, device,
+                                 o.precision, o.mode, o.with_metrics,
+                                 run.manifest.settings.metadata["weights_sha256"] if run.tokenizer.ood_score else None,
+                                 threads))
         with_label = run.source.labels is not None
         blocks = tokenized.iter_batches(batch_size=None, batch_format="numpy")
         with tqdm(total=run.pending_inputs, desc="tokenizing (ray)", unit="img", smoothing=0.1) as bar:
