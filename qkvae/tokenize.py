@@ -36,7 +36,7 @@ from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, pre
                           shard_metadata)
 from qkvae.sources import ImageSource, SourceError, open_source
 from qkvae.tokenize_engine import (PRECISIONS, Chunk, ChunkTokenizer, RunCounts, ShardAssembler, chunks,
-                                   fit_range, names_sha256, ood_scorer, reopen_source, shard_ranges)
+                                   fit_range, OodScorerFactory, names_sha256, reopen_source, shard_ranges)
 from qkvae.weights import default_device, load_qkvae
 
 ENGINES = ("local", "ray")
@@ -98,6 +98,7 @@ class Run:
     manifest: Manifest
     pending: dict[int, tuple[int, int]]  # shard -> inputs still to tokenize
     assembler: ShardAssembler
+    ood_scorer: OodScorerFactory | None = None  # how the workers of other engines make the scorer
     pool: "multiprocessing.pool.Pool | None" = None  # the local engine's decoding processes
 
     @property
@@ -105,11 +106,12 @@ class Run:
         return sum(b - a for a, b in self.pending.values())
 
 
-def plan(o: TokenizeOptions, source: ImageSource) -> Run:
-    """Load the model, claim (or take up) the output folder, list the shards still to write."""
+def plan(o: TokenizeOptions, source: ImageSource, ood_scorer: OodScorerFactory | None = None) -> Run:
+    """Load the model, claim (or take up) the output folder, list the shards still to write.
+    With metrics, ``ood_scorer`` (from a higher layer) adds the ``ood_score`` column."""
     model = load_qkvae(o.weights, device=o.device or default_device())
     metadata = shard_metadata(model, o.mode, o.precision)
-    scorer = ood_scorer(metadata["weights_sha256"]) if o.with_metrics else None
+    scorer = ood_scorer(metadata["weights_sha256"]) if o.with_metrics and ood_scorer else None
     metrics = tuple(c for c in METRIC_COLUMNS if o.with_metrics and (c != "ood_score" or scorer))
     with_label = source.labels is not None
     arrow_schema = schema(metadata, model.config.num_tokens, with_label, metrics)
@@ -118,10 +120,14 @@ def plan(o: TokenizeOptions, source: ImageSource) -> Run:
     count = len(source) if o.limit is None else min(o.limit, len(source))
     ranges = shard_ranges(count, o.shard_size)
     manifest = prepare_folder(Path(o.out), settings, o.limit, o.resume, ranges)
+    if o.with_metrics and ood_scorer is None:
+        print("note: psnr and ssim only; for ood_score too, run `python -m analysis.tokenize` "
+              "(or `qkvae-tokenize`) with the same arguments", file=sys.stderr)
     done = {r.inputs for r in manifest.shards}
     pending = {k: r for k, r in ranges.items() if r not in done}
     return Run(o, source, ChunkTokenizer(model, o.precision, o.with_metrics, scorer), manifest, pending,
-               ShardAssembler(Path(o.out), manifest, ranges, arrow_schema, with_label))
+               ShardAssembler(Path(o.out), manifest, ranges, arrow_schema, with_label),
+               ood_scorer if scorer else None)
 
 
 _worker_source: ImageSource | SourceError | None = None
@@ -188,13 +194,14 @@ def engine(name: str):
     return run_ray
 
 
-def tokenize(o: TokenizeOptions) -> TokenizeSummary:
-    """Run a tokenization with the chosen engine; returns what this run did."""
+def tokenize(o: TokenizeOptions, ood_scorer: OodScorerFactory | None = None) -> TokenizeSummary:
+    """Run a tokenization with the chosen engine; returns what this run did. ``ood_scorer``
+    gives the ``ood_score`` column with ``with_metrics`` (see ``analysis.tokenize``)."""
     started = time.perf_counter()
     run_with = engine(o.engine)
     source = open_source(o.input, split=o.split)
     with decoding_pool(o, source) as pool:
-        run = plan(o, source)
+        run = plan(o, source, ood_scorer)
         run.pool = pool
         kept = len(run.manifest.shards)
         counts = run_with(run)
@@ -232,7 +239,8 @@ def setup_args(argv=None) -> TokenizeOptions:
     p.add_argument("--shard-size", type=_positive, default=SHARD_SIZE, help="inputs per shard")
     p.add_argument("--workers", type=_count, default=1, help="decoding processes (0: decode in this process)")
     p.add_argument("--with-metrics", action="store_true",
-                   help="add psnr, ssim and ood_score columns, from a decode of the same ids")
+                   help="add psnr and ssim columns from a decode of the same ids (and ood_score with "
+                        "python -m analysis.tokenize)")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR, keeping its finished shards")
     p.add_argument("--limit", type=_count, help="tokenize only the first N inputs of the source")
     p.add_argument("--engine", choices=ENGINES, default="local")
@@ -258,14 +266,14 @@ def setup_export_args(argv) -> argparse.Namespace:
 CLI_ERRORS = (*INPUT_ERRORS, ShardError, ExportError, EngineError)
 
 
-def main(argv=None) -> int:
+def main(argv=None, ood_scorer: OodScorerFactory | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["export"]:
             a = setup_export_args(argv[1:])
             print(export_lm(a.dir, a.base_vocab_size, a.out).line())
         else:
-            print(tokenize(setup_args(argv)).line())
+            print(tokenize(setup_args(argv), ood_scorer).line())
     except CLI_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,12 +7,11 @@ encodes it (and, with metrics, decodes the ids to score the reconstruction), and
 chunk arrives. Because chunks never straddle a shard and each shard always starts at k*S, the
 batches, and so the ids and the bytes of every shard, are the same in a resumed run.
 
-``ood_scorer`` is the one place where ``qkvae`` reaches into a higher layer (``analysis``), at
-call time and only for ``--with-metrics``; ``import qkvae`` never loads ``analysis``.
+The ``ood_score`` column belongs to ``analysis`` (its reference distribution and score), which
+the core never imports: a layer above passes an ``OodScorerFactory`` in (``analysis.tokenize``).
 """
 
 import hashlib
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from qkvae.shards import (Manifest, ShardRecord, ShardRows, SkippedInput, keep_e
 from qkvae.sources import ImageSource, SourceError, open_source
 
 PRECISIONS = ("fp32", "bf16")
+# weights SHA-256 -> (ids (B, 2304) -> scores (B,)), or None when it has no score for those weights
+OodScorerFactory = Callable[[str], Callable[[np.ndarray], np.ndarray] | None]
 
 
 @dataclass(frozen=True)
@@ -62,31 +63,6 @@ def reopen_source(spec: str, split: str | None, expected_names_sha256: str) -> I
     if names_sha256(source.names) != expected_names_sha256:
         raise SourceError(f"{spec} changed while the run was starting (its list of entries differs)")
     return source
-
-
-def ood_scorer(weights_sha256: str):
-    """``ids (B, 2304) -> ood_score (B,)`` from the ``analysis`` package, or None (with the reason
-    on stderr) when it is not installed or its reference counts belong to other weights.
-
-    This is the one place ``qkvae`` reaches into a higher layer, at call time and only for
-    ``--with-metrics``: the OOD score and its reference distribution are ``analysis``'s, and a
-    core without ``analysis`` still gives PSNR and SSIM.
-    """
-    try:
-        from analysis.reference import OOD_SCORE, load_reference, ood_score, token_probabilities
-    except ImportError as e:
-        print(f"note: no ood_score column ({e}); psnr and ssim only", file=sys.stderr)
-        return None
-    try:
-        reference = load_reference()
-    except ValueError as e:
-        print(f"note: no ood_score column ({e})", file=sys.stderr)
-        return None
-    if reference.get("weights_sha256") != weights_sha256:
-        print("note: no ood_score column (the reference counts were made with other weights)", file=sys.stderr)
-        return None
-    probs = token_probabilities(reference["counts"], reference["alpha"])
-    return lambda ids: np.array([ood_score(i, probs)[OOD_SCORE] for i in ids], np.float32)
 
 
 @dataclass(frozen=True)

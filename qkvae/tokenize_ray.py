@@ -28,9 +28,9 @@ import ray
 import torch
 from tqdm import tqdm
 
-from qkvae.shards import SkippedInput
+from qkvae.shards import METRIC_COLUMNS, SkippedInput
 from qkvae.tokenize_engine import (Chunk, ChunkTokenizer, RunCounts, TokenizedChunk, chunks, fit_range,
-                                   ood_scorer, reopen_source)
+                                   OodScorerFactory, reopen_source)
 from qkvae.weights import load_qkvae
 
 OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray's object store: chunks of ids are small
@@ -40,11 +40,12 @@ class RayTokenizer:
     """One Ray worker: the source and the model, opened once; each call tokenizes one chunk."""
 
     def __init__(self, spec: str, split: str | None, names_sha256: str, weights: str | None, device: str,
-                 precision: str, mode: str, with_metrics: bool, weights_sha256: str | None, threads: int):
+                 precision: str, mode: str, with_metrics: bool, ood_scorer: OodScorerFactory | None,
+                 weights_sha256: str, threads: int):
         torch.set_num_threads(threads)
         self.source = reopen_source(spec, split, names_sha256)
         model = load_qkvae(weights, device=device)
-        scorer = ood_scorer(weights_sha256) if weights_sha256 else None
+        scorer = ood_scorer(weights_sha256) if ood_scorer else None
         self.tokenizer = ChunkTokenizer(model, precision, with_metrics, scorer)
         self.mode = mode
 
@@ -82,7 +83,7 @@ def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk, with_label: bool) -> Tok
     ok = rows["reason"] == ""
     skipped = [SkippedInput(int(i), str(name), str(reason))
                for i, name, reason in zip(rows["index"][~ok], rows["image_id"][~ok], rows["reason"][~ok], strict=True)]
-    metrics = {k: v[ok] for k, v in rows.items() if k in ("psnr", "ssim", "ood_score")}
+    metrics = {k: v[ok] for k, v in rows.items() if k in METRIC_COLUMNS}
     labels = rows["label"][ok].tolist() if with_label else [None] * int(ok.sum())
     return TokenizedChunk(chunk, [str(x) for x in rows["image_id"][ok]], rows["tokens"][ok], labels, metrics, skipped)
 
@@ -118,12 +119,11 @@ def run_ray(run) -> RunCounts:
         threads = max(1, (os.cpu_count() or 1) // workers) if model.device.type == "cpu" else 1
         dataset = ray.data.from_items([{"shard": c.shard, "start": c.start, "stop": c.stop} for c in todo])
         tokenized = dataset.map_batches(
-            RayTokenizer, batch_size=1, concurrency=workers, num_cpus=1 if model.device.type == "cpu" else 0,
+            RayTokenizer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1 if model.device.type == "cpu" else 0,
             num_gpus=1 if model.device.type == "cuda" else 0,
             fn_constructor_args=(o.input, o.split, run.manifest.settings.source_names_sha256, o.weights, device,
-                                 o.precision, o.mode, o.with_metrics,
-                                 run.manifest.settings.metadata["weights_sha256"] if run.tokenizer.ood_score else None,
-                                 threads))
+                                 o.precision, o.mode, o.with_metrics, run.ood_scorer,
+                                 run.manifest.settings.metadata["weights_sha256"], threads))
         with_label = run.source.labels is not None
         blocks = tokenized.iter_batches(batch_size=None, batch_format="numpy")
         with tqdm(total=run.pending_inputs, desc="tokenizing (ray)", unit="img", smoothing=0.1) as bar:

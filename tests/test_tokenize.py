@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from analysis.tokenize import main as analysis_tokenize_main
 from qkvae import load_image, load_qkvae
 from qkvae.image import RESIZE_MODES
 from qkvae.inference import main as inference_main
@@ -240,8 +241,13 @@ def test_stl10_bin_labels_and_metrics(tmp_path, capsys):
     images = rng.integers(0, 256, (5, 3, 96, 96), dtype=np.uint8)
     images.tofile(tmp_path / "test_X.bin")
     np.array([1, 2, 3, 4, 5], np.uint8).tofile(tmp_path / "test_y.bin")
+    core = tmp_path / "core"
+    assert tokenize(tmp_path / "test_X.bin", "--out", core, "--with-metrics", "--workers", 0, "--limit", 2) == 0
+    assert pq.read_schema(core / "shard-00000.parquet").names == ["image_id", "tokens", "label", "psnr", "ssim"]
+    assert "python -m analysis.tokenize" in capsys.readouterr().err  # where ood_score comes from
     out = tmp_path / "t"
-    assert tokenize(tmp_path / "test_X.bin", "--out", out, "--with-metrics", "--workers", 0) == 0
+    assert analysis_tokenize_main([str(tmp_path / "test_X.bin"), "--out", str(out), "--with-metrics",
+                                   "--workers", "0"]) == 0
     table = pq.read_table(out / "shard-00000.parquet")
     assert table.column_names == ["image_id", "tokens", "label", "psnr", "ssim", "ood_score"]
     assert table.column("image_id").to_pylist()[0] == "test_X_00000"
@@ -262,6 +268,7 @@ def test_stl10_bin_labels_and_metrics(tmp_path, capsys):
     reference = load_reference()
     probs = token_probabilities(reference["counts"], reference["alpha"])
     np.testing.assert_allclose(table.column("ood_score").to_numpy(), [ood_score(i, probs)["kl"] for i in ids], rtol=1e-6)
+    np.testing.assert_array_equal(table.column("psnr").to_numpy()[:2], pq.read_table(core / "shard-00000.parquet").column("psnr").to_numpy())
 
 
 def test_export_uint16_and_uint32_never_wrap(run_dir, tmp_path, capsys):
