@@ -175,6 +175,18 @@ def test_resume_after_a_limited_run_gives_the_same_bytes(dataset, run_dir, tmp_p
     assert shard_hashes(out) == shard_hashes(run_dir)
 
 
+def test_resume_redoes_a_damaged_shard_and_cleans_errors(dataset, run_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    shard = copy / "shard-00002.parquet"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"x")  # same size, other bytes: only the SHA-256 tells
+    with open(copy / "errors.jsonl", "a") as f:
+        f.write('{"shard": 2, "index": 10, "name": "h_huge.png", "reason": "a second copy"}\n{"shard": 3, "ind')
+    assert tokenize(dataset, "--out", copy, "--resume", "--shard-size", SHARD_SIZE, "--batch-size", 3,
+                    "--mode", "center_crop", "--workers", 0) == 0
+    assert shard_hashes(copy) == shard_hashes(run_dir)
+
+
 def test_resume_after_sigkill_gives_the_same_bytes(dataset, tmp_path):
     args = [sys.executable, "-m", "qkvae.tokenize", str(dataset), "--shard-size", "1", "--batch-size", "1",
             "--workers", "0", "--device", "cpu"]
