@@ -109,7 +109,8 @@ class Run:
 def plan(o: TokenizeOptions, source: ImageSource, ood_scorer: OodScorerFactory | None = None) -> Run:
     """Load the model, claim (or take up) the output folder, list the shards still to write.
     With metrics, ``ood_scorer`` (from a higher layer) adds the ``ood_score`` column."""
-    model = load_qkvae(o.weights, device=o.device or default_device())
+    # The Ray engine's workers load their own model (on --device); here it only gives the metadata.
+    model = load_qkvae(o.weights, device="cpu" if o.engine == "ray" else o.device or default_device())
     metadata = shard_metadata(model, o.mode, o.precision)
     scorer = ood_scorer(metadata["weights_sha256"]) if o.with_metrics and ood_scorer else None
     metrics = tuple(c for c in METRIC_COLUMNS if o.with_metrics and (c != "ood_score" or scorer))

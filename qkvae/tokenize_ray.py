@@ -39,7 +39,7 @@ OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray's object store: chunks of ids ar
 class RayTokenizer:
     """One Ray worker: the source and the model, opened once; each call tokenizes one chunk."""
 
-    def __init__(self, spec: str, split: str | None, names_sha256: str, weights: str | None, device: str,
+    def __init__(self, spec: str, split: str | None, names_sha256: str, weights: str | None, device: str | None,
                  precision: str, mode: str, with_metrics: bool, ood_scorer: OodScorerFactory | None,
                  weights_sha256: str, threads: int):
         torch.set_num_threads(threads)
@@ -67,10 +67,11 @@ def rows_of(t: TokenizedChunk) -> dict[str, np.ndarray]:
     names[ok] = t.names
     for s in t.skipped:
         names[s.index - t.chunk.start], reasons[s.index - t.chunk.start] = s.name, s.reason
-    labels = np.full(n, -1, np.int64)
-    labels[ok] = [-1 if x is None else x for x in t.labels]
+    labels, has_label = np.zeros(n, np.int64), np.zeros(n, bool)  # a label may be None, or -1 as a value
+    has_label[ok] = [x is not None for x in t.labels]
+    labels[has_label] = [x for x in t.labels if x is not None]
     rows = {"shard": np.full(n, t.chunk.shard), "index": np.arange(t.chunk.start, t.chunk.stop),
-            "image_id": names, "tokens": tokens, "label": labels, "reason": reasons}
+            "image_id": names, "tokens": tokens, "label": labels, "has_label": has_label, "reason": reasons}
     for name, values in t.metrics.items():
         full = np.zeros(n, np.float32)
         full[ok] = values
@@ -78,13 +79,13 @@ def rows_of(t: TokenizedChunk) -> dict[str, np.ndarray]:
     return rows
 
 
-def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk, with_label: bool) -> TokenizedChunk:
+def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk) -> TokenizedChunk:
     """The inverse of ``rows_of``."""
     ok = rows["reason"] == ""
     skipped = [SkippedInput(int(i), str(name), str(reason))
                for i, name, reason in zip(rows["index"][~ok], rows["image_id"][~ok], rows["reason"][~ok], strict=True)]
     metrics = {k: v[ok] for k, v in rows.items() if k in METRIC_COLUMNS}
-    labels = rows["label"][ok].tolist() if with_label else [None] * int(ok.sum())
+    labels = [int(x) if has else None for x, has in zip(rows["label"][ok], rows["has_label"][ok], strict=True)]
     return TokenizedChunk(chunk, [str(x) for x in rows["image_id"][ok]], rows["tokens"][ok], labels, metrics, skipped)
 
 
@@ -101,6 +102,13 @@ def start_ray(address: str | None) -> bool:
     return True
 
 
+def cpus_per_worker(workers: int) -> int:
+    """The cluster's CPUs shared among ``workers`` (each one's torch threads), but no more than
+    the largest node has."""
+    nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    return max(1, min(int(sum(nodes)) // workers, int(max(nodes, default=1))))
+
+
 def run_ray(run) -> RunCounts:
     """Tokenize ``run``'s pending chunks on Ray (see the module docstring); ``run`` is a
     ``qkvae.tokenize.Run``."""
@@ -113,22 +121,20 @@ def run_ray(run) -> RunCounts:
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
-        model = run.tokenizer.model
-        device = str(model.device)
+        on_gpu = (o.device or "").startswith("cuda")
         workers = max(1, o.workers)
-        threads = max(1, (os.cpu_count() or 1) // workers) if model.device.type == "cpu" else 1
+        threads = 1 if on_gpu else cpus_per_worker(workers)
         dataset = ray.data.from_items([{"shard": c.shard, "start": c.start, "stop": c.stop} for c in todo])
         tokenized = dataset.map_batches(
-            RayTokenizer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1 if model.device.type == "cpu" else 0,
-            num_gpus=1 if model.device.type == "cuda" else 0,
-            fn_constructor_args=(o.input, o.split, run.manifest.settings.source_names_sha256, o.weights, device,
+            RayTokenizer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
+            num_gpus=1 if on_gpu else 0,
+            fn_constructor_args=(o.input, o.split, run.manifest.settings.source_names_sha256, o.weights, o.device,
                                  o.precision, o.mode, o.with_metrics, run.ood_scorer,
                                  run.manifest.settings.metadata["weights_sha256"], threads))
-        with_label = run.source.labels is not None
         blocks = tokenized.iter_batches(batch_size=None, batch_format="numpy")
         with tqdm(total=run.pending_inputs, desc="tokenizing (ray)", unit="img", smoothing=0.1) as bar:
             for chunk, rows in chunk_rows(blocks, todo):
-                run.assembler.add(chunk_of(rows, chunk, with_label))
+                run.assembler.add(chunk_of(rows, chunk))
                 bar.update(chunk.stop - chunk.start)
     finally:
         if started:
