@@ -10,7 +10,8 @@ engine, the Ray engine (same ``--workers``; it starts and stops its own local Ra
 run does), each on N/2 and N images, then encode-only (``bench.inference.median_seconds`` over
 ``model.encode`` of one batch). The whole-run rate is what a user sees, start-up included; the
 steady rate, from the N/2 -> N difference, is the rate once everything has started. Times are
-medians. Peak RSS is measured in a fresh process for N and 10N images.
+medians. Peak RSS (``VmHWM``) is read from one run over 10N images, once its first N are written
+and at its end.
 """
 
 import argparse
@@ -28,11 +29,6 @@ from bench.inference import median_seconds
 from qkvae.sources import open_source
 from qkvae.tokenize import TokenizeOptions, tokenize
 from qkvae.weights import load_qkvae
-
-RSS_CODE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-
 
 def image_list(data: str, count: int, folder: Path) -> Path:
     """A .txt source listing the first ``count`` images of ``data``."""
@@ -72,13 +68,34 @@ def encode_only_seconds(batch: int, precision: str, repeats: int) -> float:
         return median_seconds(lambda: model.encode(x), torch.device("cpu"), repeats)
 
 
-def peak_rss_mib(listing: Path, folder: Path, args) -> float:
-    """Peak RSS of the largest process of one local run, in MiB (Linux reports KiB)."""
-    cmd = [sys.executable, "-m", "qkvae.tokenize", str(listing), "--out", str(folder / f"rss-{time.monotonic_ns()}"),
-           "--batch-size", str(args.batch_size), "--precision", args.precision, "--workers", str(args.workers),
-           "--device", "cpu", "--shard-size", str(args.shard_size)]
-    out = subprocess.run([sys.executable, "-c", RSS_CODE, *cmd], check=True, capture_output=True, text=True)
-    return int(out.stdout.strip()) / 1024
+def vm_hwm_mib(pid: int) -> float:
+    """A live process's peak RSS so far (Linux ``VmHWM``), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc (not Linux?)")
+
+
+def peak_rss_mib(listing: Path, folder: Path, args) -> tuple[float, float]:
+    """One local run over 10N images with shards of N: the tokenizing process's peak RSS once its
+    first shard (N images) is written, and at the end (10N), in MiB."""
+    out = folder / f"rss-{time.monotonic_ns()}"
+    cmd = [sys.executable, "-m", "qkvae.tokenize", str(listing), "--out", str(out), "--batch-size", str(args.batch_size),
+           "--precision", args.precision, "--workers", str(args.workers), "--device", "cpu",
+           "--shard-size", str(args.rss_images)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = last = None
+    while proc.poll() is None:
+        try:
+            last = vm_hwm_mib(proc.pid)
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if first is None and (out / "shard-00000.parquet").exists():
+            first = last
+        time.sleep(0.05)
+    if proc.wait() != 0 or first is None:
+        raise RuntimeError(f"the peak-RSS run failed: {' '.join(cmd)}")
+    return first, last
 
 
 def run(args) -> dict:
@@ -100,11 +117,11 @@ def run(args) -> dict:
         for engine in ("local", "ray"):
             rates[engine] = args.images / med[engine]
             rates[f"{engine}_steady"] = (args.images - half) / (med[engine] - med[f"{engine}_half"])
-        rss = {"images": args.rss_images, "small_mib": peak_rss_mib(image_list(args.data, args.rss_images, folder), folder, args),
-               "large_mib": peak_rss_mib(image_list(args.data, 10 * args.rss_images, folder), folder, args)}
+        small, large = peak_rss_mib(image_list(args.data, 10 * args.rss_images, folder), folder, args)
+        rss = {"images": args.rss_images, "small_mib": small, "large_mib": large}
         shard_bytes = sum(p.stat().st_size for p in folder.glob("rss-*/shard-*.parquet"))
     return {"args": vars(args), "threads": torch.get_num_threads(), "seconds": times, "median_seconds": med,
-            "images_per_s": rates, "rss": rss, "bytes_per_image": shard_bytes / (11 * args.rss_images)}
+            "images_per_s": rates, "rss": rss, "bytes_per_image": shard_bytes / (10 * args.rss_images)}
 
 
 def markdown(r: dict) -> str:
@@ -123,8 +140,8 @@ def markdown(r: dict) -> str:
              f"| Ray engine, steady ({half} -> {n} images) | {med['ray'] - med['ray_half']:.2f} | "
              f"{rate['ray_steady']:.1f} | {100 * rate['ray_steady'] / rate['local_steady']:.0f} % of local steady |",
              f"| (a bare local Ray start + stop) | {med['ray_startup']:.2f} | | |",
-             "", f"Peak RSS (local engine, largest process): {r['rss']['images']} images "
-             f"{r['rss']['small_mib']:.0f} MiB, {10 * r['rss']['images']} images {r['rss']['large_mib']:.0f} MiB "
+             "", f"Peak RSS of the tokenizing process (local engine, one run): after {r['rss']['images']} images "
+             f"{r['rss']['small_mib']:.0f} MiB, after {10 * r['rss']['images']} {r['rss']['large_mib']:.0f} MiB "
              f"({r['rss']['large_mib'] / r['rss']['small_mib']:.2f}x). Shards: {r['bytes_per_image']:.0f} bytes/image."]
     return "\n".join(lines)
 
@@ -132,13 +149,12 @@ def markdown(r: dict) -> str:
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.tokenize", description=__doc__.split("\n")[0])
     p.add_argument("--data", default="../shared/data/train")
-    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--images", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--rss-images", type=int, default=128, help="N for the peak-RSS runs (N and 10N images)")
-    p.add_argument("--shard-size", type=int, default=100, help="shard size of the peak-RSS runs")
+    p.add_argument("--rss-images", type=int, default=128, help="N for the peak-RSS run (N and 10N images)")
     p.add_argument("--json", help="also write the raw results here")
     return p.parse_args(argv)
 
