@@ -10,7 +10,8 @@ INPUT is anything ``qkvae.sources.open_source`` reads: an image folder, a .txt l
 ``*_X.bin``, an ``stl10_binary/`` folder, or Parquet files with an image column. DIR receives
 ``shard-00000.parquet``, ... (see ``qkvae.shards`` for the schema and metadata), ``manifest.json``
 and ``errors.jsonl`` (inputs that could not be decoded, with the reason). A killed run continued
-with ``--resume`` gives the same files, byte for byte, as an uninterrupted one.
+with ``--resume`` gives the same files, byte for byte, as an uninterrupted one. ``--with-metrics``
+adds PSNR and SSIM columns; ``python -m analysis.tokenize`` is this CLI with the OOD score too.
 
 The local engine decodes in ``--workers`` processes (0: in this process), a bounded number of
 batches ahead, and encodes in this process; ``--engine ray`` runs the same job on Ray Data

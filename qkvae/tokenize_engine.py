@@ -12,9 +12,8 @@ the core never imports: a layer above passes an ``OodScorerFactory`` in (``analy
 """
 
 import hashlib
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +142,6 @@ class RunCounts:
     images: int = 0
     skipped: int = 0
     shards: int = 0
-    started: float = field(default_factory=time.perf_counter)
 
 
 class ShardAssembler:

@@ -21,7 +21,6 @@ from PIL import Image
 
 from analysis.tokenize import main as analysis_tokenize_main
 from qkvae import load_image, load_qkvae
-from qkvae.image import RESIZE_MODES
 from qkvae.inference import main as inference_main
 from qkvae.lm_export import sidecar_path
 from qkvae.shards import read_metadata
