@@ -5,9 +5,10 @@ encode-only rate at the same batch and precision, and peak RSS as the dataset gr
         [--precision fp32] [--workers 1] [--repeats 3] [--json out.json]
 
 The images are the first ``--images`` files of ``--data`` (JPEG photos by default: decoding and
-fitting cost something), read through a .txt list source. Each repeat runs, in turn, the local
-engine, the Ray engine (same ``--workers``; it starts and stops its own local Ray, as a user's
-run does), each on N/2 and N images, then encode-only (``bench.inference.median_seconds`` over
+fitting cost something), read through a .txt list source. Every measurement runs in a fresh
+process, so none inherits another's threads. Each repeat runs, in turn, the local engine, the
+Ray engine (same ``--workers``; it starts and stops its own local Ray, as a user's run does),
+each on N/2 and N images, then encode-only (``bench.inference.median_seconds`` over
 ``model.encode`` of one batch). The whole-run rate is what a user sees, start-up included; the
 steady rate, from the N/2 -> N difference, is the rate once everything has started. Times are
 medians. Peak RSS (``VmHWM``) is read from one run over 10N images, once its first N are written
@@ -16,6 +17,7 @@ and at its end.
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -27,7 +29,6 @@ import torch
 
 from bench.inference import median_seconds
 from qkvae.sources import open_source
-from qkvae.tokenize import TokenizeOptions, tokenize
 from qkvae.weights import load_qkvae
 
 def image_list(data: str, count: int, folder: Path) -> Path:
@@ -42,22 +43,20 @@ def image_list(data: str, count: int, folder: Path) -> Path:
 
 
 def engine_seconds(engine: str, listing: Path, folder: Path, args) -> float:
-    out = folder / f"out-{engine}-{time.monotonic_ns()}"
-    s = tokenize(TokenizeOptions(str(listing), out, batch_size=args.batch_size, device="cpu",
-                                 precision=args.precision, workers=args.workers, engine=engine))
-    return s.seconds
+    """One run of ``python -m qkvae.tokenize`` in a fresh process: the seconds its summary line
+    reports (opening the source and loading the model included, starting Python not)."""
+    cmd = [sys.executable, "-m", "qkvae.tokenize", str(listing), "--out", str(folder / f"out-{time.monotonic_ns()}"),
+           "--engine", engine, "--batch-size", str(args.batch_size), "--precision", args.precision,
+           "--workers", str(args.workers), "--device", "cpu"]
+    line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return float(re.search(r", ([0-9.]+) s, ", line).group(1))
 
 
 def ray_startup_seconds() -> float:
-    """A local Ray's start and stop, as the engine does them, with nothing run."""
-    import ray
-
-    from qkvae.tokenize_ray import start_ray
-
-    t = time.perf_counter()
-    start_ray(None)
-    ray.shutdown()
-    return time.perf_counter() - t
+    """A local Ray's start and stop, as the engine does them, with nothing run (fresh process)."""
+    code = ("import time, ray; from qkvae.tokenize_ray import start_ray; t = time.perf_counter(); "
+            "start_ray(None); ray.shutdown(); print(time.perf_counter() - t)")
+    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
 def encode_only_seconds(batch: int, precision: str, repeats: int) -> float:
@@ -66,6 +65,12 @@ def encode_only_seconds(batch: int, precision: str, repeats: int) -> float:
     x = torch.rand(batch, 3, 96, 96) * 2 - 1
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         return median_seconds(lambda: model.encode(x), torch.device("cpu"), repeats)
+
+
+def encode_only_in_process(batch: int, precision: str, repeats: int) -> float:
+    """``encode_only_seconds`` in a fresh process, like the engines' runs."""
+    code = f"from bench.tokenize import encode_only_seconds as f; print(f({batch}, {precision!r}, {repeats}))"
+    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
 def vm_hwm_mib(pid: int) -> float:
@@ -110,7 +115,7 @@ def run(args) -> dict:
                 times[f"{engine}_half"].append(engine_seconds(engine, lists[half], folder, args))
                 times[engine].append(engine_seconds(engine, lists[args.images], folder, args))
             times["ray_startup"].append(ray_startup_seconds())
-            times["encode"].append(encode_only_seconds(args.batch_size, args.precision, 3))
+            times["encode"].append(encode_only_in_process(args.batch_size, args.precision, 3))
             print(f"repeat {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
         med = {k: statistics.median(v) for k, v in times.items()}
         rates = {"encode": args.batch_size / med["encode"]}
