@@ -73,12 +73,13 @@ def encode_only_in_process(batch: int, precision: str, repeats: int) -> float:
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
-def vm_hwm_mib(pid: int) -> float:
-    """A live process's peak RSS so far (Linux ``VmHWM``), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc (not Linux?)")
+def vm_hwm_mib(pid: int) -> float | None:
+    """A live process's peak RSS so far (Linux ``VmHWM``), in MiB; None once it has exited."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), None)
 
 
 def peak_rss_mib(listing: Path, folder: Path, args) -> tuple[float, float]:
@@ -91,10 +92,9 @@ def peak_rss_mib(listing: Path, folder: Path, args) -> tuple[float, float]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = last = None
     while proc.poll() is None:
-        try:
-            last = vm_hwm_mib(proc.pid)
-        except (FileNotFoundError, ProcessLookupError):
-            break
+        if (hwm := vm_hwm_mib(proc.pid)) is None:
+            break  # exited (a zombie has no VmHWM)
+        last = hwm
         if first is None and (out / "shard-00000.parquet").exists():
             first = last
         time.sleep(0.05)
