@@ -2,7 +2,7 @@
 encode-only rate at the same batch and precision, and peak RSS as the dataset grows 10x.
 
     python -m bench.tokenize [--data ../shared/data/train] [--images 256] [--batch-size 64]
-        [--precision fp32] [--workers 1] [--repeats 3] [--json out.json]
+        [--precision fp32] [--workers N] [--repeats 3] [--json out.json]
 
 The images are the first ``--images`` files of ``--data`` (JPEG photos by default: decoding and
 fitting cost something), read through a .txt list source. Every measurement runs in a fresh
@@ -29,6 +29,7 @@ import torch
 
 from bench.inference import median_seconds
 from qkvae.sources import open_source
+from qkvae.tokenize import DEFAULT_WORKERS
 from qkvae.weights import load_qkvae
 
 def image_list(data: str, count: int, folder: Path) -> Path:
@@ -133,7 +134,7 @@ def markdown(r: dict) -> str:
     a, rate, med = r["args"], r["images_per_s"], r["median_seconds"]
     n, half = a["images"], a["images"] // 2
     lines = [f"{n} images from `{a['data']}`, batch {a['batch_size']}, {a['precision']}, "
-             f"{a['workers']} worker(s), {r['threads']} torch threads, medians of {a['repeats']} interleaved repeats",
+             f"--workers {a['workers']} (Ray: {max(1, a['workers'])} worker(s)), {r['threads']} torch threads, medians of {a['repeats']} interleaved repeats",
              "", "| what | median s | images/s | ratio |", "|---|---|---|---|",
              f"| encode-only, one batch of {a['batch_size']} | {med['encode']:.3f} | {rate['encode']:.1f} | 100 % |",
              f"| local engine, whole run of {n} | {med['local']:.2f} | {rate['local']:.1f} | "
@@ -157,7 +158,7 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="as qkvae.tokenize's (Ray: at least 1)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rss-images", type=int, default=128, help="N for the peak-RSS run (N and 10N images)")
     p.add_argument("--json", help="also write the raw results here")
