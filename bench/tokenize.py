@@ -18,6 +18,7 @@ and at its end.
 import argparse
 import json
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,14 +44,21 @@ def image_list(data: str, count: int, folder: Path) -> Path:
     return listing
 
 
-def engine_seconds(engine: str, listing: Path, folder: Path, args) -> float:
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def engine_seconds(engine: str, listing: Path, folder: Path, args) -> tuple[float, float]:
     """One run of ``python -m qkvae.tokenize`` in a fresh process: the seconds its summary line
-    reports (opening the source and loading the model included, starting Python not)."""
+    reports (opening the source and loading the model included, starting Python not), and the
+    CPU seconds of the process and its decoding processes (not of Ray's workers)."""
     cmd = [sys.executable, "-m", "qkvae.tokenize", str(listing), "--out", str(folder / f"out-{time.monotonic_ns()}"),
            "--engine", engine, "--batch-size", str(args.batch_size), "--precision", args.precision,
            "--workers", str(args.workers), "--device", "cpu"]
+    cpu = children_cpu_seconds()
     line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return float(re.search(r", ([0-9.]+) s, ", line).group(1))
+    return float(re.search(r", ([0-9.]+) s, ", line).group(1)), children_cpu_seconds() - cpu
 
 
 def ray_startup_seconds() -> float:
@@ -60,18 +68,27 @@ def ray_startup_seconds() -> float:
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
-def encode_only_seconds(batch: int, precision: str, repeats: int) -> float:
-    """Median seconds for one ``model.encode`` of ``batch`` images."""
+def encode_only_seconds(batch: int, precision: str, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds (this process, all threads) of one ``model.encode`` of ``batch`` images."""
     model = load_qkvae(device="cpu")
     x = torch.rand(batch, 3, 96, 96) * 2 - 1
+    cpu = []
+
+    def encode():
+        t = time.process_time()
+        model.encode(x)
+        cpu.append(time.process_time() - t)
+
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        return median_seconds(lambda: model.encode(x), torch.device("cpu"), repeats)
+        wall = median_seconds(encode, torch.device("cpu"), repeats)
+    return wall, statistics.median(cpu[1:])  # cpu[0] is median_seconds' warm-up
 
 
-def encode_only_in_process(batch: int, precision: str, repeats: int) -> float:
+def encode_only_in_process(batch: int, precision: str, repeats: int) -> tuple[float, float]:
     """``encode_only_seconds`` in a fresh process, like the engines' runs."""
-    code = f"from bench.tokenize import encode_only_seconds as f; print(f({batch}, {precision!r}, {repeats}))"
-    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    code = f"from bench.tokenize import encode_only_seconds as f; print(*f({batch}, {precision!r}, {repeats}))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def vm_hwm_mib(pid: int) -> float | None:
@@ -111,30 +128,42 @@ def run(args) -> dict:
         folder = Path(tmp)
         lists = {n: image_list(args.data, n, folder) for n in (half, args.images)}
         times = {k: [] for k in ("local_half", "local", "ray_half", "ray", "ray_startup", "encode")}
+        cpu = {k: [] for k in ("local_half", "local", "encode")}
         for r in range(args.repeats):
             for engine in ("local", "ray"):
-                times[f"{engine}_half"].append(engine_seconds(engine, lists[half], folder, args))
-                times[engine].append(engine_seconds(engine, lists[args.images], folder, args))
+                for key, n in ((f"{engine}_half", half), (engine, args.images)):
+                    wall, cpu_s = engine_seconds(engine, lists[n], folder, args)
+                    times[key].append(wall)
+                    if key in cpu:
+                        cpu[key].append(cpu_s)
             times["ray_startup"].append(ray_startup_seconds())
-            times["encode"].append(encode_only_in_process(args.batch_size, args.precision, 3))
-            print(f"repeat {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+            wall, cpu_s = encode_only_in_process(args.batch_size, args.precision, 3)
+            times["encode"].append(wall)
+            cpu["encode"].append(cpu_s)
+            print(f"repeat {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+                  + " | CPU " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in cpu.items()), flush=True)
         med = {k: statistics.median(v) for k, v in times.items()}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         rates = {"encode": args.batch_size / med["encode"]}
         for engine in ("local", "ray"):
             rates[engine] = args.images / med[engine]
             rates[f"{engine}_steady"] = (args.images - half) / (med[engine] - med[f"{engine}_half"])
+        cpu_per_image = {"encode": med_cpu["encode"] / args.batch_size,
+                         "local_steady": (med_cpu["local"] - med_cpu["local_half"]) / (args.images - half)}
         small, large = peak_rss_mib(image_list(args.data, 10 * args.rss_images, folder), folder, args)
         rss = {"images": args.rss_images, "small_mib": small, "large_mib": large}
         shard_bytes = sum(p.stat().st_size for p in folder.glob("rss-*/shard-*.parquet"))
-    return {"args": vars(args), "threads": torch.get_num_threads(), "seconds": times, "median_seconds": med,
-            "images_per_s": rates, "rss": rss, "bytes_per_image": shard_bytes / (10 * args.rss_images)}
+    return {"args": vars(args), "threads": torch.get_num_threads(), "seconds": times, "cpu_seconds": cpu,
+            "median_seconds": med, "images_per_s": rates, "cpu_seconds_per_image": cpu_per_image, "rss": rss,
+            "bytes_per_image": shard_bytes / (10 * args.rss_images)}
 
 
 def markdown(r: dict) -> str:
-    a, rate, med = r["args"], r["images_per_s"], r["median_seconds"]
+    a, rate, med, cpi = r["args"], r["images_per_s"], r["median_seconds"], r["cpu_seconds_per_image"]
     n, half = a["images"], a["images"] // 2
     lines = [f"{n} images from `{a['data']}`, batch {a['batch_size']}, {a['precision']}, "
-             f"--workers {a['workers']} (Ray: {max(1, a['workers'])} worker(s)), {r['threads']} torch threads, medians of {a['repeats']} interleaved repeats",
+             f"--workers {a['workers']} (Ray: {max(1, a['workers'])} worker(s)), {r['threads']} torch threads, "
+             f"medians of {a['repeats']} interleaved repeats",
              "", "| what | median s | images/s | ratio |", "|---|---|---|---|",
              f"| encode-only, one batch of {a['batch_size']} | {med['encode']:.3f} | {rate['encode']:.1f} | 100 % |",
              f"| local engine, whole run of {n} | {med['local']:.2f} | {rate['local']:.1f} | "
@@ -146,6 +175,9 @@ def markdown(r: dict) -> str:
              f"| Ray engine, steady ({half} -> {n} images) | {med['ray'] - med['ray_half']:.2f} | "
              f"{rate['ray_steady']:.1f} | {100 * rate['ray_steady'] / rate['local_steady']:.0f} % of local steady |",
              f"| (a bare local Ray start + stop) | {med['ray_startup']:.2f} | | |",
+             "", f"CPU seconds per image (less sensitive to other load than wall time): encode-only "
+             f"{cpi['encode']:.3f}, local engine steady {cpi['local_steady']:.3f} "
+             f"(encode-only is {100 * cpi['encode'] / cpi['local_steady']:.0f} % of it).",
              "", f"Peak RSS of the tokenizing process (local engine, one run): after {r['rss']['images']} images "
              f"{r['rss']['small_mib']:.0f} MiB, after {10 * r['rss']['images']} {r['rss']['large_mib']:.0f} MiB "
              f"({r['rss']['large_mib'] / r['rss']['small_mib']:.2f}x). Shards: {r['bytes_per_image']:.0f} bytes/image."]
