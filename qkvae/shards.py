@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qkvae.model import QKVAE
-from qkvae.weights import file_sha256
+from qkvae.weights import file_sha256, weights_fingerprint
 
 FORMAT = "qkvae-token-shards/1"
 MANIFEST_NAME = "manifest.json"
@@ -69,9 +69,8 @@ def tool_version() -> str:
 def shard_metadata(model: QKVAE, mode: str, precision: str) -> dict[str, str]:
     """The key-value metadata every shard of a run carries (without the ``qkvae.`` prefix)."""
     c = model.config
-    weights = getattr(model, "weights_path", None)
     return {
-        "weights_sha256": file_sha256(weights) if weights else "",
+        "weights_sha256": weights_fingerprint(model)[1],
         "config": json.dumps(c.to_dict(), sort_keys=True),
         "levels": json.dumps(list(c.levels)),
         "index_order": INDEX_ORDER,
