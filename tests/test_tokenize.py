@@ -343,3 +343,20 @@ def test_bf16_is_recorded_and_moves_a_few_ids(dataset, run_dir, tmp_path):
     assert bf16.metadata["precision"] == "bf16" and bf16.image_ids == fp32.image_ids[:2]
     changed = float(np.mean(bf16.tokens != fp32.tokens[:2]))
     assert 0 < changed < 0.1  # why fp32 is the default: bf16 moves a few percent of the ids
+
+
+def test_parquet_source_in_datasets_layout(tmp_path):
+    from tests.test_sources import png_bytes, write_parquet
+
+    rgb = np.random.default_rng(2).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    data = [png_bytes(rgb[0]), b"", png_bytes(rgb[1]), png_bytes(rgb[2])]
+    write_parquet(tmp_path / "train-00000-of-00001.parquet", data, paths=["a.png", "b.png", "c.png", "d.png"],
+                  labels=[0, 1, None, 2])
+    out = tmp_path / "t"
+    assert tokenize(tmp_path, "--split", "train", "--out", out, "--shard-size", 2, "--workers", 0) == 0
+    shards = read_shards(out)
+    assert shards.image_ids == ["a.png", "c.png", "d.png"] and shards.labels == [0, None, 2]
+    model = load_qkvae(device="cpu")
+    np.testing.assert_array_equal(shards.tokens[1], model.encode(load_image(rgb[1]).unsqueeze(0))[0].numpy())
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [(e["name"], e["index"], e["shard"]) for e in errors] == [("b.png", 1, 0)]
