@@ -37,8 +37,8 @@ from qkvae.lm_export import ExportError, export_lm
 from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, prepare_folder, schema,
                           shard_metadata)
 from qkvae.sources import ImageSource, SourceError, open_source
-from qkvae.tokenize_engine import (PRECISIONS, Chunk, ChunkTokenizer, RunCounts, ShardAssembler, chunks,
-                                   fit_range, OodScorerFactory, names_sha256, reopen_source, shard_ranges)
+from qkvae.tokenize_engine import (PRECISIONS, Chunk, ChunkTokenizer, EngineError, OodScorerFactory, RunCounts,
+                                   ShardAssembler, chunks, fit_range, names_sha256, reopen_source, shard_ranges)
 from qkvae.weights import default_device, load_qkvae
 
 ENGINES = ("local", "ray")
@@ -49,10 +49,6 @@ PREFETCH_PER_WORKER = 2  # batches each decoding process may be ahead of the enc
 # the encoder's threads (2 cores: 256 photos in 18.9 s with one, 14.2 s without; bench/README.md).
 DEFAULT_WORKERS = min(8, (os.cpu_count() or 1) // 4)
 RAY_INSTALL = "pip install 'qkvae-studio[ray]'"
-
-
-class EngineError(RuntimeError):
-    """An engine that cannot run here."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ PRECISIONS = ("fp32", "bf16")
 OodScorerFactory = Callable[[str], Callable[[np.ndarray], np.ndarray] | None]
 
 
+class EngineError(RuntimeError):
+    """An engine that cannot run here, or whose workers failed."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Inputs [start, stop) of the source, all inside shard ``shard``."""

@@ -22,6 +22,7 @@ on the others).
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 import ray
@@ -29,8 +30,8 @@ import torch
 from tqdm import tqdm
 
 from qkvae.shards import METRIC_COLUMNS, SkippedInput
-from qkvae.tokenize_engine import (Chunk, ChunkTokenizer, RunCounts, TokenizedChunk, chunks, fit_range,
-                                   OodScorerFactory, reopen_source)
+from qkvae.tokenize_engine import (Chunk, ChunkTokenizer, EngineError, OodScorerFactory, RunCounts, TokenizedChunk,
+                                   chunks, fit_range, reopen_source)
 from qkvae.weights import load_qkvae
 
 OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray's object store: chunks of ids are small
@@ -102,6 +103,11 @@ def start_ray(address: str | None) -> bool:
     return True
 
 
+def absolute(path: str | None) -> str | None:
+    """A local path made absolute, since workers may run elsewhere; anything else as it is."""
+    return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
+
+
 def cpus_per_worker(workers: int) -> int:
     """The cluster's CPUs shared among ``workers`` (each one's torch threads), but no more than
     the largest node has."""
@@ -128,7 +134,8 @@ def run_ray(run) -> RunCounts:
         tokenized = dataset.map_batches(
             RayTokenizer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
             num_gpus=1 if on_gpu else 0,
-            fn_constructor_args=(o.input, o.split, run.manifest.settings.source_names_sha256, o.weights, o.device,
+            fn_constructor_args=(absolute(o.input), o.split, run.manifest.settings.source_names_sha256,
+                                 absolute(o.weights), o.device,
                                  o.precision, o.mode, o.with_metrics, run.ood_scorer,
                                  run.manifest.settings.metadata["weights_sha256"], threads))
         blocks = tokenized.iter_batches(batch_size=None, batch_format="numpy")
@@ -136,6 +143,9 @@ def run_ray(run) -> RunCounts:
             for chunk, rows in chunk_rows(blocks, todo):
                 run.assembler.add(chunk_of(rows, chunk))
                 bar.update(chunk.stop - chunk.start)
+    except ray.exceptions.RayError as e:  # a worker's error arrives wrapped in Ray's traceback
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        raise EngineError(f"the Ray job failed: {lines[-1] if lines else e.__class__.__name__}") from None
     finally:
         if started:
             ray.shutdown()
