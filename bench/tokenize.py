@@ -8,8 +8,8 @@ The images are the first ``--images`` files of ``--data`` (JPEG photos by defaul
 fitting cost something), read through a .txt list source. Every measurement runs in a fresh
 process, so none inherits another's threads. Each repeat runs, in turn, the local engine, the
 Ray engine (same ``--workers``; it starts and stops its own local Ray, as a user's run does),
-each on N/2 and N images, then encode-only (``bench.inference.median_seconds`` over
-``model.encode`` of one batch). The whole-run rate is what a user sees, start-up included; the
+each on N/2 and N images, then encode-only (``bench.inference.interleaved_medians`` over
+``model.encode`` of one batch, by wall clock and by CPU time). The whole-run rate is what a user sees, start-up included; the
 steady rate, from the N/2 -> N difference, is the rate once everything has started. Times are
 medians. Peak RSS (``VmHWM``) is read from one run over 10N images, once its first N are written
 and at its end.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from bench.inference import median_seconds
+from bench.inference import interleaved_medians, under_precision
 from qkvae.sources import open_source
 from qkvae.tokenize import DEFAULT_WORKERS
 from qkvae.weights import load_qkvae
@@ -69,26 +69,23 @@ def ray_startup_seconds() -> float:
 
 
 def encode_only_seconds(batch: int, precision: str, repeats: int) -> tuple[float, float]:
-    """Median wall and CPU seconds (this process, all threads) of one ``model.encode`` of ``batch`` images."""
+    """Median wall and CPU seconds (this process, all threads) of one ``model.encode`` of
+    ``batch`` images, timed by ``bench.inference``."""
     model = load_qkvae(device="cpu")
     x = torch.rand(batch, 3, 96, 96) * 2 - 1
-    cpu = []
-
-    def encode():
-        t = time.process_time()
-        model.encode(x)
-        cpu.append(time.process_time() - t)
-
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        wall = median_seconds(encode, torch.device("cpu"), repeats)
-    return wall, statistics.median(cpu[1:])  # cpu[0] is median_seconds' warm-up
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    cases = {"encode": under_precision(lambda: model.encode(x), model.device, dtype)}
+    wall = interleaved_medians(cases, model.device, repeats)["encode"]
+    cpu = interleaved_medians(cases, model.device, repeats, clock=time.process_time)["encode"]
+    return wall, cpu
 
 
 def encode_only_in_process(batch: int, precision: str, repeats: int) -> tuple[float, float]:
     """``encode_only_seconds`` in a fresh process, like the engines' runs."""
     code = f"from bench.tokenize import encode_only_seconds as f; print(*f({batch}, {precision!r}, {repeats}))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1])
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    wall, cpu = out.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def vm_hwm_mib(pid: int) -> float | None:
