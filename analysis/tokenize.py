@@ -11,24 +11,21 @@ import sys
 
 import numpy as np
 
-from analysis.reference import OOD_SCORE, ReferenceFileError, load_reference, ood_score, token_probabilities
+from analysis.reference import ReferenceFileError, load_reference
 from qkvae import tokenize
 
 
 def ood_scorer(weights_sha256: str):
-    """ids (B, 2304) -> the ``OOD_SCORE`` of each image (float32 (B,)) under the shipped reference
-    counts; None, with a note on stderr, when there are none or they belong to other weights."""
+    """(rgb uint8 (B, 96, 96, 3), ids (B, 2304)) -> each image's OOD score (``analysis.ood``,
+    float32 (B,)) under the shipped reference; None, with a note on stderr, when there is none
+    for these weights."""
     try:
-        reference = load_reference()
+        reference = load_reference(weights_sha256=weights_sha256)
     except ReferenceFileError as e:
         print(f"note: no ood_score column ({e})", file=sys.stderr)
         return None
-    if reference.get("weights_sha256") != weights_sha256:
-        print("note: no ood_score column: the reference counts were made with other weights "
-              "(python -m analysis.reference makes them)", file=sys.stderr)
-        return None
-    probs = token_probabilities(reference["counts"], reference["alpha"])
-    return lambda ids: np.array([ood_score(i, probs)[OOD_SCORE] for i in ids], np.float32)
+    return lambda rgb, ids: np.array([reference.score(image, i).score for image, i in zip(rgb, ids, strict=True)],
+                                     np.float32)
 
 
 def main(argv=None) -> int:

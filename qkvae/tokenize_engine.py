@@ -27,8 +27,9 @@ from qkvae.shards import (Manifest, ShardRecord, ShardRows, SkippedInput, keep_e
 from qkvae.sources import ImageSource, SourceError, open_source
 
 PRECISIONS = ("fp32", "bf16")
-# weights SHA-256 -> (ids (B, 2304) -> scores (B,)), or None when it has no score for those weights
-OodScorerFactory = Callable[[str], Callable[[np.ndarray], np.ndarray] | None]
+# weights SHA-256 -> ((rgb (B, 96, 96, 3), ids (B, 2304)) -> scores (B,)), or None when it has no
+# score for those weights
+OodScorerFactory = Callable[[str], Callable[[np.ndarray, np.ndarray], np.ndarray] | None]
 
 
 class EngineError(RuntimeError):
@@ -109,7 +110,7 @@ class ChunkTokenizer:
     ids and score each reconstruction (PSNR, SSIM, and ``ood_score`` when a scorer is given)."""
 
     def __init__(self, model: QKVAE, precision: str = "fp32", with_metrics: bool = False,
-                 ood_score: Callable[[np.ndarray], np.ndarray] | None = None):
+                 ood_score: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if model.config.codebook_size > 1 << 16:
@@ -134,7 +135,7 @@ class ChunkTokenizer:
             metrics["psnr"] = np.array([psnr(a, b) for a, b in pairs], np.float32)
             metrics["ssim"] = np.array([ssim(a, b) for a, b in pairs], np.float32)
             if self.ood_score is not None:
-                metrics["ood_score"] = np.asarray(self.ood_score(ids), np.float32).reshape(len(ids))
+                metrics["ood_score"] = np.asarray(self.ood_score(fitted.rgb, ids), np.float32).reshape(len(ids))
         return TokenizedChunk(fitted.chunk, fitted.names, ids.astype(np.uint16), fitted.labels, metrics,
                               fitted.skipped)
 
