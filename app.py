@@ -4,22 +4,23 @@
 
 Handlers come first, then the layout (``with gr.Blocks() as demo``), then the event wiring.
 The model and the reference token statistics are loaded once, at import; nothing goes to the
-network. Settings come from the environment: QKVAE_WEIGHTS, QKVAE_DATA, QKVAE_REFERENCE (see
-``qkvae_app/settings.py``). The main handler is the API endpoint ``/reconstruct``.
+network then (the Dataset tab's data is fetched in the background once the tab opens). Settings
+come from the environment: QKVAE_WEIGHTS, QKVAE_DATA, QKVAE_DATA_SPLIT, QKVAE_REFERENCE (see
+``qkvae_app/settings.py``). The model runs only inside ``qkvae_app.gpu``'s functions, GPU calls
+on a ZeroGPU Space. The main handler is the API endpoint ``/reconstruct``.
 """
 
-import functools
+from qkvae_app import gpu  # noqa: I001 — first: on ZeroGPU, `spaces` must come before any CUDA work
+
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import torch
 
 from analysis import plots
 from analysis.ood import MAP_VMAX, MAP_VMIN
-from analysis.report import analyze_image
-from qkvae import ImageError, QKVAEConfig, SourceError, TokenError, load_image, load_tokens
-from qkvae.image import RESIZE_MODES, to_uint8
+from qkvae import QKVAEConfig, TokenError, load_image, load_tokens
+from qkvae.image import RESIZE_MODES
 from qkvae.tokens import lm_vocab
 from qkvae.weights import weights_fingerprint
 from qkvae_app import dataset, files, panels, reconstruct_view, views
@@ -30,9 +31,14 @@ from qkvae_app.settings import EXAMPLES_DIR, Settings, load_model, load_ood_refe
 SETTINGS = Settings.from_env()
 MODEL, MODEL_ERROR = load_model(SETTINGS)
 CONFIG = MODEL.config if MODEL is not None else QKVAEConfig()
+if MODEL is not None:
+    gpu.use_model(MODEL)
 REFERENCE, REFERENCE_ERROR = load_ood_reference(SETTINGS, weights_fingerprint(MODEL)[1] if MODEL is not None else None)
+gpu.use_reference(REFERENCE)
 THRESHOLDS = REFERENCE.calibration.thresholds if REFERENCE is not None else None
 STATUS = panels.status_html(MODEL, MODEL_ERROR, panels.reference_note(REFERENCE, REFERENCE_ERROR))
+DATASET = None if MODEL is None else dataset.DatasetPass(
+    str(SETTINGS.data), SETTINGS.data_split, weights_fingerprint(MODEL)[1], gpu.reconstruct_images, CONFIG)
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 MODE_LABELS = {"resize": "stretch (as the card)", "center_crop": "centre crop", "pad": "pad with grey"}
 MODE_CHOICES = [(MODE_LABELS[m], m) for m in RESIZE_MODES]
@@ -47,7 +53,8 @@ def _model():
 
 
 def _decode(grid: np.ndarray) -> np.ndarray:
-    return to_uint8(_model().decode(torch.from_numpy(grid)[None])[0])
+    _model()  # says so when there is none
+    return gpu.decode(grid[None])[0]
 
 
 def reconstruct(image, mode: str):
@@ -65,7 +72,7 @@ def reconstruct(image, mode: str):
         x = load_image(path, model.config.image_size, mode)
     except ValueError as e:  # ImageError, or an unknown mode
         raise gr.Error(str(e), title="Cannot read this image") from None
-    report = analyze_image(model, x, REFERENCE, stability=False)
+    report = gpu.analyze(x.numpy())
     return reconstruct_view.ReconstructView.of(report, THRESHOLDS, model.config.codebook_size, Path(path).stem).values()
 
 
@@ -139,38 +146,39 @@ def lm_sequence(tokens, base_vocab_size):
     return panels.sequence_text(seq, lm_vocab(int(base_vocab_size))), gr.DownloadButton(value=path, interactive=True)
 
 
-_reconstruct_dataset = functools.lru_cache(maxsize=1)(dataset.reconstruct_dataset)
-
-
-def _dataset():
-    try:
-        return _reconstruct_dataset(_model(), SETTINGS.data)
-    except SourceError as e:
-        raise gr.Error(str(e), title="No dataset") from None
+def _dataset_pass() -> dataset.DatasetPass:
+    _model()  # says so when there is none
+    DATASET.start()  # once: later calls find it running or done
+    return DATASET
 
 
 def dataset_grid(order: str):
-    """Sixteen dataset images in the chosen order: originals above, reconstructions below, PSNR under each."""
-    result = _dataset()
-    pick = dataset.ranked(result, order)
-    images = result.images
-    return plots.sample_grid(images.originals[pick], images.reconstructions[pick], images.psnr[pick])
+    """The dataset's first sixteen images in the chosen order: originals above, reconstructions
+    below, PSNR under each (None until they are reconstructed)."""
+    images = _dataset_pass().grid(order)
+    return None if images is None else plots.sample_grid(images.originals, images.reconstructions, images.psnr)
 
 
-def evaluate_dataset(order: str):
-    """Reconstruct the dataset (once; later calls reuse it): sample grid, summary, codebook charts."""
-    result = _dataset()
-    cb = result.codebook
-    return (dataset_grid(order), panels.dataset_html(result), plots.codebook_histogram(cb.counts),
-            plots.level_histograms_figure(cb.level_histograms, CONFIG.levels))
+def evaluate_dataset(order: str, shown: str = ""):
+    """The Dataset tab as it stands, started on first use: its grid, summary (or progress, or what
+    is missing), codebook charts over the whole set, what this session now has, and whether to
+    keep polling.
 
-
-def open_dataset(order: str, shown: bool):
-    """``evaluate_dataset`` the first time a session opens the Dataset tab; later openings keep
-    what is shown (the two charts alone take Gradio over a second to send again)."""
-    if shown:
-        return *[gr.skip()] * 4, True
-    return *evaluate_dataset(order), True
+    ``shown`` is what the session has been sent ("", the "grid", or "all"): the grid and the
+    charts go out once each (the charts alone take Gradio a second to send).
+    """
+    job = _dataset_pass()
+    status = job.status()
+    now = "all" if job.metrics is not None else "grid" if job.first is not None else ""
+    grid = dataset_grid(order) if now and not shown else gr.skip()
+    charts, codebook = [gr.skip()] * 2, None
+    if job.metrics is not None:
+        codebook = job.metrics.codebook(CONFIG)
+        if shown != "all":
+            charts = [plots.codebook_histogram(codebook.counts),
+                      plots.level_histograms_figure(codebook.level_histograms, CONFIG.levels)]
+    summary = panels.dataset_html(job.description, status, job.metrics, codebook)
+    return grid, summary, *charts, now, gr.Timer(active=status.stage not in ("done", "failed"))
 
 
 # ---------------------------------------------------------------- layout
@@ -201,7 +209,8 @@ CSS = """
 .qk-table td, .qk-table th { padding: 0.15rem 0.5rem; text-align: right; border: none; border-bottom: 1px solid var(--border-color-primary); background: none; }
 .qk-table td:first-child, .qk-table th:first-child { text-align: left; }
 """
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS}
+MAX_UPLOAD = "10mb"  # a bigger upload is refused by Gradio ("File size exceeded maximum allowed size") before any work
+LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "max_file_size": MAX_UPLOAD}
 IMAGE_HEIGHT = 240  # every enlarged 96x96 image and 48x48 map is shown at this height
 CACHE_LIFETIME = (3600, 3600)  # every hour, delete the served files older than an hour
 
@@ -286,12 +295,14 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
                     lm_download = gr.DownloadButton("Download the LM sequence (.json)", interactive=False)
 
         with gr.Tab("Dataset", id="dataset") as dataset_tab:
-            gr.Markdown(f"Images from `{SETTINGS.data}` (the first {dataset.MAX_IMAGES}); "
-                        "set `QKVAE_DATA` to use another folder, an STL-10 `.bin` or Parquet files. They are "
-                        "reconstructed the first time this tab opens (seconds on a CPU); sorting reuses them."
-                        if SETTINGS.data.exists() else dataset.missing_message(SETTINGS.data))
+            gr.Markdown(f"Images from `{SETTINGS.data}`, split `{SETTINGS.data_split}` (set `QKVAE_DATA` and "
+                        "`QKVAE_DATA_SPLIT` for another Hub dataset, an image folder, an STL-10 `.bin` or Parquet "
+                        "files). The grid shows its first 16 images. The first time this tab opens, the data is "
+                        "fetched and every image is measured in the background, once; the figures below cover "
+                        "them all.")
             order = gr.Radio(list(dataset.ORDERS), value="worst first", label="Order")
-            dataset_shown = gr.State(False)
+            dataset_shown = gr.State("")
+            dataset_poll = gr.Timer(2.0, active=False)
             sample_grid = output_image("16 images: originals above, reconstructions below, PSNR under each",
                                        elem_classes="framed")
             dataset_summary = gr.HTML()
@@ -320,12 +331,14 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
     down.click(level_down, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_down")
     up.click(level_up, [tokens, edited, row, col, dim], nudge_outputs, api_name="level_up")
     lm_button.click(lm_sequence, [tokens, base_vocab], [lm_ids, lm_download], api_name="lm_sequence")
-    dataset_tab.select(open_dataset, [order, dataset_shown],
-                       [sample_grid, dataset_summary, dataset_codebook, dataset_levels, dataset_shown],
-                       api_name="evaluate_dataset")
+    dataset_outputs = [sample_grid, dataset_summary, dataset_codebook, dataset_levels, dataset_shown, dataset_poll]
+    dataset_tab.select(evaluate_dataset, [order, dataset_shown], dataset_outputs, api_name="evaluate_dataset")
+    dataset_poll.tick(evaluate_dataset, [order, dataset_shown], dataset_outputs, api_visibility="undocumented",
+                      show_progress="hidden")
     order.change(dataset_grid, order, sample_grid, api_name="dataset_grid")
 
 demo.queue(default_concurrency_limit=2, max_size=64)
 
 if __name__ == "__main__":
+    files.start_pruning()
     demo.launch(**LAUNCH_OPTIONS)

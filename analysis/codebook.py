@@ -94,6 +94,17 @@ class CodebookStats:
         self.tokens_per_image = tokens_per_image
         self.reset()
 
+    @classmethod
+    def from_state(cls, counts, usage_curve, levels=DEFAULT_LEVELS,
+                   tokens_per_image: int = TOKENS_PER_IMAGE) -> "CodebookStats":
+        """Stats restored from a saved ``counts`` and ``usage_curve`` (a cached pass over a set),
+        ready for ``result`` or more ``update``s."""
+        stats = cls(levels, tokens_per_image)
+        stats.counts = np.array(counts, dtype=np.float64)
+        stats.usage_curve = [(int(images), int(codes)) for images, codes in usage_curve]
+        stats._seen = stats.counts > 0
+        return stats
+
     def reset(self) -> None:
         self.counts = np.zeros(self.codebook_size, dtype=np.float64)
         self.usage_curve = []  # (images_seen, codes_seen) after each image

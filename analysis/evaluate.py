@@ -1,6 +1,7 @@
 """Evaluate QKVAE on a set of images and write what the analysis finds.
 
-    python -m analysis.evaluate --data PATH [--weights W] [--out DIR] [--reference FILE]
+    python -m analysis.evaluate --data PATH [--split S] [--weights W] [--out DIR] [--reference FILE]
+    python -m analysis.evaluate --data hf://datasets/tanganke/stl10 --split test   # from the Hub
         [--ood builtin|none|FOLDER] [--precision-images N]
 
 PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with mode
@@ -38,8 +39,10 @@ from analysis.reference import REFERENCE_PATH, ReferenceFileError, load_referenc
 from analysis.report import image_summary
 from analysis.stability import precision_agreement, token_agreement
 from qkvae import INPUT_ERRORS
+from qkvae.hub import is_hub_ref
 from qkvae.image import to_tensor
 from qkvae.pipeline import BATCH_SIZE, FittedImages, SetReconstruction, encode_images, load_fitted, reconstruct_set
+from qkvae.sources import open_source
 from qkvae.weights import load_qkvae, weights_fingerprint
 
 GRID_IMAGES = 16
@@ -289,8 +292,11 @@ def load_ood(choice: str, size: int) -> OODSet | None:
 
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="image source: folder, .txt list, STL-10 *_X.bin or stl10_binary/, Parquet")
-    p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
+    p.add_argument("--data", required=True, help="image source: folder, .txt list, STL-10 *_X.bin or stl10_binary/, "
+                                                 "Parquet, or a Hub dataset hf://datasets/OWNER/NAME[@revision]")
+    p.add_argument("--split", default=None, help="the split of a Parquet or Hub dataset (e.g. test)")
+    p.add_argument("--weights", default=None,
+                   help="weights file or folder, or hf://OWNER/NAME[@revision] (default: the shipped weights)")
     p.add_argument("--out", default="runs/evaluate", help="output folder")
     p.add_argument("--reference", default=None,
                    help=f"OOD reference made with the weights (default: {REFERENCE_PATH.name} in assets/, if it matches)")
@@ -317,12 +323,13 @@ def _reference_for(path, weights_sha256: str) -> tuple[OODReference | None, dict
 
 def run(args) -> tuple[dict, Path]:
     model = load_qkvae(args.weights, device=args.device)
-    images = reconstruct_set(model, args.data, args.batch_size)
+    images = reconstruct_set(model, open_source(args.data, args.split), args.batch_size)
     weights_name, weights_sha256 = weights_fingerprint(model)
     reference, provenance = _reference_for(args.reference, weights_sha256)
     ood = load_ood(args.ood, model.config.image_size)
     results, pictures = evaluate(model, images, reference, ood, args.batch_size, args.precision_images)
-    results["setup"] = {"data": Path(args.data).name, "weights": weights_name, "weights_sha256": weights_sha256,
+    data = args.data if is_hub_ref(args.data) else Path(args.data).name
+    results["setup"] = {"data": data, "split": args.split, "weights": weights_name, "weights_sha256": weights_sha256,
                         "device": str(model.device), "ood": args.ood, **provenance,
                         "skipped": [{"name": s.name, "reason": s.reason} for s in images.skipped]}
     for s in images.skipped:

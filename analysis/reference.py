@@ -185,7 +185,7 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--calibration-prefix", default=CALIBRATION_PREFIX,
                    help='only photos whose file names start with this calibrate ("" for all)')
     p.add_argument("--out", default=str(REFERENCE_PATH), help="output .npz (default: the shipped file)")
-    p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
+    p.add_argument("--weights", default=None, help="weights file or folder, or hf://OWNER/NAME[@revision] (default: the shipped weights)")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)

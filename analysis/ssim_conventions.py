@@ -84,7 +84,7 @@ def format_report(result: dict) -> str:
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis.ssim_conventions", description=__doc__.split("\n")[0])
     p.add_argument("--data", default="../shared/data/stl10-samples", help="image source: folder, .txt list, STL-10 *_X.bin, Parquet")
-    p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
+    p.add_argument("--weights", default=None, help="weights file or folder, or hf://OWNER/NAME[@revision] (default: the shipped weights)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return p.parse_args(argv)
 

@@ -15,7 +15,10 @@ A source is opened from:
   that is a struct of ``bytes`` and ``path``, and an optional integer ``label``/``labels``
   column; ``split`` picks the files of one split (``test-00000-of-00001.parquet``,
   ``test/...``). The name is the image's ``path`` when every row has a distinct one, else
-  ``<file stem>/<row>``.
+  ``<file stem>/<row>``;
+- a dataset repo on the Hugging Face Hub, ``hf://datasets/OWNER/NAME[@revision]``, or a folder
+  or Parquet file in it (``.../NAME/data``): only the Parquet files of ``split`` are downloaded
+  (``snapshot_download``, through the local Hub cache; see ``qkvae.hub``), then read as above.
 
 Opening a source that does not exist or holds no images raises ``SourceError``. Decoding is
 lazy, one image at a time: an entry that cannot be decoded raises ``ImageError`` naming the
@@ -23,6 +26,7 @@ entry, so callers that go on can record it and skip it.
 """
 
 import bisect
+import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from qkvae.hub import HubError, HubRef, hub_snapshot, is_hub_ref
 from qkvae.image import ImageError, open_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -220,8 +225,37 @@ def _stl10_bin(folder: Path) -> Path | None:
     return next((bins[s] for s in STL10_SPLITS if s in bins), min(bins.values(), default=None))
 
 
+def _split_patterns(split: str | None) -> list[str]:
+    """``snapshot_download`` patterns for the Parquet files that ``_split_files`` can pick for ``split``."""
+    if split is None:
+        return ["*.parquet"]
+    return [f"{split}-*.parquet", f"*/{split}-*.parquet", f"{split}/*.parquet", f"*/{split}/*.parquet",
+            f"{split}.parquet", f"*/{split}.parquet"]
+
+
+def _hub_dataset(spec: str, split: str | None) -> ImageSource:
+    """A dataset repo, or a folder or Parquet file inside it (``hf://datasets/OWNER/NAME[@rev]/data``)."""
+    what = f"the Parquet files of split {split!r}" if split else "its Parquet files"
+    try:
+        ref = HubRef.parse(spec, "dataset")
+        patterns = [ref.path] if ref.path.endswith(".parquet") else [
+            posixpath.join(ref.path, pattern) for pattern in _split_patterns(split)]
+        local = hub_snapshot(ref, patterns, what) / ref.path
+    except HubError as e:
+        raise SourceError(str(e)) from None
+    if local.is_file():
+        return ParquetSource(spec, [local])
+    files = sorted(local.rglob("*.parquet"), key=lambda p: p.relative_to(local).as_posix())
+    if not files:
+        raise SourceError(f"{spec} holds no Parquet files" + (f" of split {split!r}" if split else "")
+                          + " (only datasets stored as Parquet, as `datasets` pushes them, can be read)")
+    return ParquetSource(spec + (f" ({split})" if split else ""), _split_files(files, local, split))
+
+
 def open_source(spec, split: str | None = None) -> ImageSource:
     """Open any image source (see the module docstring); raises ``SourceError`` when it has no images."""
+    if is_hub_ref(spec):
+        return _hub_dataset(spec, split)
     path = Path(spec).expanduser()
     if not path.exists():
         raise SourceError(f"no such file or folder: {path}")

@@ -55,7 +55,7 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None,
                    help="autocast dtype (default: bf16 where the device has bf16 units, else fp32)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default=None, help="start from these weights (file or folder) instead of a random init")
+    p.add_argument("--init", default=None, help="start from these weights (file, folder or hf://OWNER/NAME[@revision]) instead of a random init")
     p.add_argument("--ssim-weight", type=float, default=0.0, help="add W * (1 - SSIM) to the loss (card: 0)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     return p.parse_args(argv)

@@ -1,13 +1,15 @@
 """Saving and loading QKVAE weights: ``model.safetensors`` plus ``config.json``, one loader for all.
 
 ``load_qkvae`` takes our own files, the official Hub file (whose key names we do not know: it is
-mapped by parameter order when every shape matches), or nothing, meaning the weights shipped in
-``assets/``. Every failure raises ``WeightsError`` naming the file and what is wrong with it.
+mapped by parameter order when every shape matches), a Hub reference such as
+``hf://Glint-Research/QKVAE-1m[@revision]`` (see ``qkvae.hub``), or nothing, meaning the weights
+shipped in ``assets/``. Every failure raises ``WeightsError`` naming the file and what is wrong with it.
 """
 
 import hashlib
 import json
 import logging
+import posixpath
 import re
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from qkvae.hub import HubError, HubRef, hub_file, is_hub_ref
 from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
 
 log = logging.getLogger(__name__)
@@ -60,8 +63,21 @@ def save_qkvae(model: QKVAE, folder) -> Path:
     return folder
 
 
+def _resolve_hub(spec: str) -> tuple[Path, Path | None]:
+    """(weights file, config file or None) of a model repo on the Hub, from the local cache or downloaded."""
+    try:
+        ref = HubRef.parse(spec, "model")
+        weights = ref.path if ref.path.endswith(".safetensors") else posixpath.join(ref.path, WEIGHTS_NAME)
+        config = posixpath.join(posixpath.dirname(weights), CONFIG_NAME)
+        return hub_file(ref, weights), hub_file(ref, config, optional=True)
+    except HubError as e:
+        raise WeightsError(str(e)) from None
+
+
 def _resolve(path) -> tuple[Path, Path | None]:
-    """(weights file, config file or None) for a file, a folder, or None (the shipped weights)."""
+    """(weights file, config file or None) for a file, a folder, a Hub reference, or None (the shipped weights)."""
+    if is_hub_ref(path):
+        return _resolve_hub(path)
     path = Path(path) if path is not None else ASSETS
     if path.is_dir():
         weights = path / WEIGHTS_NAME
@@ -141,7 +157,8 @@ def _check_shapes(state: dict, model: QKVAE, path: Path) -> None:
 
 
 def load_qkvae(path=None, device=None) -> QKVAE:
-    """Load an eval-mode QKVAE from a ``.safetensors`` file or a folder with ``config.json``.
+    """Load an eval-mode QKVAE from a ``.safetensors`` file, a folder with ``config.json``, or a
+    Hub reference ``hf://OWNER/NAME[@revision][/path]`` (through the local Hub cache).
 
     With no path, loads the weights shipped in ``assets/``. The model goes to CUDA when
     available unless ``device`` is given.

@@ -1,58 +1,214 @@
-"""The Dataset tab's computation: open the STL-10 images, reconstruct them, rank them by error.
+"""The Dataset tab's computation: one pass over a whole split, in the background, with progress, cached.
 
-The source is anything ``qkvae.open_source`` opens (``../shared/data/stl10-samples`` by default,
-an STL-10 ``*_X.bin``, the ``stl10_binary/`` folder, Parquet files). The first ``MAX_IMAGES``
-images are evaluated.
+    job = DatasetPass("hf://datasets/tanganke/stl10@49ae7f9...", "test", weights_sha256, reconstruct)
+    job.start()              # at most one thread per pass; returns at once
+    job.status()             # PassStatus: stage, images done of total, message
+    job.grid("worst first")  # the split's first 16 images and their reconstructions, worst first
+    job.metrics              # SplitMetrics over the whole split, once it is done
+
+The source is anything ``qkvae.sources.open_source`` opens: a Hub dataset (downloaded first, into
+the Hub cache), an image folder, an STL-10 ``*_X.bin`` or ``stl10_binary/`` folder, Parquet
+files. Its first ``GRID_SIZE`` images are reconstructed at once for the grid, then the whole
+split in chunks of ``CHUNK`` images through ``reconstruct`` (``qkvae_app.gpu.reconstruct_images``:
+one GPU call per chunk on ZeroGPU). The metrics (per-image PSNR and SSIM, code counts) are saved
+under the app's ``datasets`` folder (``qkvae_app.files``), keyed by the dataset reference (with
+its revision), the split and the weights' SHA-256, so a restart reuses them.
 """
 
-from dataclasses import dataclass
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from analysis.codebook import CodebookStats, CodebookSummary
-from qkvae import QKVAE, SourceError, open_source
-from qkvae.pipeline import SetReconstruction, reconstruct_set
+from qkvae.hub import is_hub_ref
+from qkvae.model import QKVAEConfig
+from qkvae.pipeline import FittedImages, SetReconstruction, load_fitted
+from qkvae.sources import ImageSource, Skipped, SourceError, open_source
+from qkvae_app import files
 
-MAX_IMAGES = 512
+log = logging.getLogger(__name__)
+
+GRID_SIZE = 16  # images in the Dataset tab's grid
+CHUNK = 512  # images per call of the reconstruct function
 ORDERS = ("file order", "worst first", "best first")
 
 
 @dataclass(frozen=True)
-class DatasetEval:
-    source: str  # where the images came from
-    images: SetReconstruction
-    codebook: CodebookSummary  # over all images
+class SplitMetrics:
+    """Metrics of every image of a split (skipped entries excluded) and its codebook statistics."""
+
+    names: list[str]
+    psnr: np.ndarray  # (N,) dB
+    ssim: np.ndarray  # (N,)
+    code_counts: np.ndarray  # (codebook_size,) tokens per code id over the split
+    usage_curve: np.ndarray  # (N, 2) images seen, distinct codes seen (CodebookStats.usage_curve)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def codebook(self, config: QKVAEConfig) -> CodebookSummary:
+        """The codebook's usage over the split."""
+        return CodebookStats.from_state(self.code_counts, self.usage_curve, config.levels, config.num_tokens).result()
+
+    def save(self, path: Path) -> None:
+        """Write as .npz, atomically (a reader never sees half a file)."""
+        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz")
+        skipped = np.array([[s.name, s.reason] for s in self.skipped], dtype=str).reshape(-1, 2)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, names=np.array(self.names, dtype=str), psnr=self.psnr, ssim=self.ssim,
+                     code_counts=self.code_counts, usage_curve=self.usage_curve, skipped=skipped)
+        os.replace(staging, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "SplitMetrics":
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["names"].tolist(), z["psnr"], z["ssim"], z["code_counts"], z["usage_curve"],
+                       [Skipped(name, reason) for name, reason in z["skipped"].tolist()])
 
 
-def missing_message(path: Path) -> str:
-    """What to do when there are no images at ``path``."""
-    return (
-        f"No STL-10 images found at `{path}`. Put 96x96 STL-10 images (PNG or JPEG) in that folder, "
-        "or set the environment variable `QKVAE_DATA` to an image folder, an STL-10 `*_X.bin` file, "
-        "the `stl10_binary/` folder or Parquet files, then restart the app."
-    )
+@dataclass(frozen=True)
+class PassStatus:
+    stage: str  # "idle", "opening", "reconstructing", "done" or "failed"
+    done: int = 0  # images reconstructed so far
+    total: int = 0  # entries in the split (0 until it is open)
+    message: str = ""  # what is happening, or what went wrong and how to fix it
 
 
-def reconstruct_dataset(model: QKVAE, path: Path) -> DatasetEval:
-    """Reconstruct the dataset at ``path``; raises ``SourceError`` saying where to put the data."""
-    try:
-        source = open_source(path)
-    except SourceError:
-        raise SourceError(missing_message(path)) from None
-    images = reconstruct_set(model, source, limit=MAX_IMAGES)
-    stats = CodebookStats(model.config.levels, model.config.num_tokens)
-    stats.update(images.indices)
-    return DatasetEval(source=source.description, images=images, codebook=stats.result())
+def cache_key(spec: str, split: str | None, weights_sha256: str) -> str:
+    return hashlib.sha256(f"{spec}\n{split}\n{weights_sha256}".encode()).hexdigest()[:24]
 
 
-def ranked(result: DatasetEval, order: str, count: int = 16) -> np.ndarray:
-    """Positions of ``count`` images in the chosen order: file order, lowest PSNR first, or highest first."""
+def missing_message(spec: str, split: str | None, reason: str) -> str:
+    """What went wrong with the tab's dataset, and how to point the app at one."""
+    return (f"No dataset: {reason.rstrip('.')}. Set `QKVAE_DATA` to a Hub dataset (`hf://datasets/OWNER/NAME[@revision]`, "
+            f"split from `QKVAE_DATA_SPLIT`, now {split!r}), an image folder, an STL-10 `*_X.bin` or "
+            "`stl10_binary/` folder, or Parquet files, then restart the app.")
+
+
+class _Subset(ImageSource):
+    """Some entries of a source, by position, as a source of their own."""
+
+    def __init__(self, source: ImageSource, positions):
+        self.source, self.positions = source, list(positions)
+        self.description = source.description
+        self.names = [source.names[i] for i in self.positions]
+        self.labels = None if source.labels is None else [source.labels[i] for i in self.positions]
+
+    def _read(self, i: int) -> np.ndarray:
+        return self.source[self.positions[i]].rgb
+
+
+def _pick(images: SetReconstruction, positions) -> SetReconstruction:
+    positions = list(positions)
+    return SetReconstruction([images.names[i] for i in positions], images.originals[positions],
+                             images.indices[positions], images.reconstructions[positions],
+                             images.psnr[positions], images.ssim[positions], images.skipped)
+
+
+def _order(psnr: np.ndarray, order: str) -> np.ndarray:
+    """Positions in ``order``: as given, lowest PSNR first, or highest first."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
     if order == "file order":
-        positions = np.arange(len(result.images.names))
-    else:
-        positions = np.argsort(result.images.psnr, kind="stable")
-        positions = positions if order == "worst first" else positions[::-1]
-    return positions[:count]
+        return np.arange(len(psnr))
+    ranked = np.argsort(psnr, kind="stable")
+    return ranked if order == "worst first" else ranked[::-1]
+
+
+class DatasetPass:
+    """One split's pass, run at most once per object in a daemon thread (see the module docstring)."""
+
+    def __init__(self, spec: str, split: str | None, weights_sha256: str,
+                 reconstruct: Callable[[FittedImages], SetReconstruction], config: QKVAEConfig = QKVAEConfig(),
+                 chunk: int = CHUNK, grid_size: int = GRID_SIZE):
+        self.spec, self.split, self.reconstruct, self.config = spec, split, reconstruct, config
+        self.chunk, self.grid_size = chunk, grid_size
+        self.description = spec  # then the source's own, which names the split where it has one
+        self.cache_path = files.folder("datasets") / f"{cache_key(spec, split, weights_sha256)}.npz"
+        self.source: ImageSource | None = None
+        self.first: SetReconstruction | None = None  # the split's first grid_size images
+        self.metrics: SplitMetrics | None = None
+        self._status = PassStatus("idle", message="not started")
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def status(self) -> PassStatus:
+        return self._status
+
+    def start(self) -> None:
+        """Start the pass in the background, unless it has started already."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="qkvae-dataset-pass", daemon=True)
+                self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> PassStatus:
+        """Wait for the pass to end (for tests and scripts); returns its status."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._status
+
+    def grid(self, order: str) -> SetReconstruction | None:
+        """The split's first ``grid_size`` images and their reconstructions, in ``order`` (one of
+        ``ORDERS``); None until they are done."""
+        return None if self.first is None else _pick(self.first, _order(self.first.psnr, order))
+
+    def _fitted(self, positions) -> FittedImages:
+        return load_fitted(_Subset(self.source, positions), self.config.image_size)
+
+    def _run(self) -> None:
+        try:
+            fetching = "downloading (once, into the Hub cache) and opening" if is_hub_ref(self.spec) else "opening"
+            split = f" (split {self.split})" if self.split else ""
+            self._status = PassStatus("opening", message=f"{fetching} {self.spec}{split}")
+            self.source = open_source(self.spec, self.split)
+            self.description, total = self.source.description, len(self.source)
+            self.first = self.reconstruct(self._fitted(range(min(self.grid_size, total))))
+            self.metrics = self._cached(total) or self._measure(total)
+            self._status = PassStatus("done", total, total, f"{self.description}: {total:,} images")
+        except (SourceError, OSError) as e:
+            self._status = PassStatus("failed", message=missing_message(self.spec, self.split, str(e)))
+        except Exception as e:  # noqa: BLE001 — the thread must say why it stopped, not die silently
+            log.exception("dataset pass over %s failed", self.description)
+            self._status = PassStatus("failed", message=f"The dataset pass failed: {type(e).__name__}: {e}")
+
+    def _cached(self, total: int) -> SplitMetrics | None:
+        try:
+            metrics = SplitMetrics.load(self.cache_path)
+        except (OSError, ValueError, KeyError) as e:
+            if self.cache_path.exists():
+                log.warning("ignoring the unreadable cache %s (%s)", self.cache_path, e)
+            return None
+        if len(metrics.names) + len(metrics.skipped) != total:
+            return None
+        os.utime(self.cache_path)  # used: pruning keeps it
+        return metrics
+
+    def _measure(self, total: int) -> SplitMetrics:
+        names, psnr, ssim, skipped = [], [], [], []
+        stats = CodebookStats(self.config.levels, self.config.num_tokens)
+        for start in range(0, total, self.chunk):
+            self._status = PassStatus("reconstructing", start, total, f"reconstructing {self.description}")
+            positions = range(start, min(start + self.chunk, total))
+            try:
+                fitted = self._fitted(positions)
+            except SourceError as e:  # no entry of this chunk could be decoded
+                skipped += [Skipped(self.source.names[i], str(e)) for i in positions]
+                continue
+            result = self.reconstruct(fitted)
+            names += result.names
+            psnr.append(result.psnr)
+            ssim.append(result.ssim)
+            skipped += result.skipped
+            stats.update(result.indices)
+        if not names:
+            raise SourceError(f"none of the {total:,} entries of {self.description} could be decoded")
+        metrics = SplitMetrics(names, np.concatenate(psnr), np.concatenate(ssim), stats.counts,
+                               np.array(stats.usage_curve, dtype=np.int64).reshape(-1, 2), skipped)
+        metrics.save(self.cache_path)
+        return metrics

@@ -1,8 +1,11 @@
-"""Files the app serves: an image's token ids (.npy, .json), its LM-ready sequence (.json) and
-the PNG of every image it shows.
+"""Every file the app writes, and their pruning: an image's token ids (.npy, .json), its LM-ready
+sequence (.json), the PNG of every image it shows, and the cached metrics of dataset passes.
 
-They are written under ``<tmp>/qkvae-app/``, named by a digest of their content, so the same
-tokens or pixels always map to the same small files and repeated requests do not pile up copies.
+They are written under ``<tmp>/qkvae-app/<kind>/``, named by a digest of their content (or, for a
+dataset pass, of what it was computed from), so the same tokens or pixels always map to the same
+small files and repeated requests do not pile up copies. A file counts as used when it is written
+or reused (reuse touches it); ``prune`` deletes each kind's files unused for longer than its
+lifetime, and ``start_pruning`` runs it on a schedule for as long as the app runs.
 """
 
 import hashlib
@@ -10,6 +13,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -19,26 +23,89 @@ from PIL import Image
 from qkvae.tokens import lm_sequence, lm_vocab, save_tokens
 
 OUT_DIR = Path(tempfile.gettempdir()) / "qkvae-app"
-PNG_DIR = OUT_DIR / "png"
-PNG_LIFETIME = 3600  # seconds; older PNGs are deleted when a new one is written (Gradio keeps its own copy)
+LIFETIMES = {  # kind (a folder under OUT_DIR) -> seconds a file may stay unused
+    "png": 3600,  # Gradio copies a served file into its own cache at once
+    "tokens": 3600,  # token and LM files, downloaded from Gradio's copies too
+    "datasets": 7 * 24 * 3600,  # a whole split's metrics: costly to recompute
+}
+PRUNE_EVERY = 600  # seconds between two prunings
+_schedule_lock = threading.Lock()
+_schedule: threading.Event | None = None  # the running schedule's stop signal
 
 
-def _folder(grid: np.ndarray) -> Path:
-    folder = OUT_DIR / hashlib.sha1(np.ascontiguousarray(grid, dtype=np.int64).tobytes()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def folder(kind: str) -> Path:
+    """The folder for one kind of file (a key of ``LIFETIMES``), created when missing."""
+    if kind not in LIFETIMES:
+        raise ValueError(f"unknown kind of app file {kind!r}; one of {sorted(LIFETIMES)}")
+    path = OUT_DIR / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def prune(now: float | None = None) -> int:
+    """Delete the app's files unused for longer than their kind's lifetime, and the folders left
+    empty as long; returns how many files went."""
+    now = time.time() if now is None else now
+    deleted = 0
+    for kind, lifetime in LIFETIMES.items():
+        root = OUT_DIR / kind
+        for path in sorted(root.rglob("*"), reverse=True) if root.is_dir() else []:  # files before their folder
+            try:
+                if path.stat().st_mtime >= now - lifetime:
+                    continue
+                if path.is_dir():
+                    path.rmdir()  # only when empty: a folder just made for new files is not old
+                else:
+                    path.unlink()
+                    deleted += 1
+            except OSError:  # a folder that is not empty, or a file another process pruned first
+                pass
+    return deleted
+
+
+def start_pruning(every: float = PRUNE_EVERY) -> bool:
+    """Prune now, then every ``every`` seconds in a daemon thread, until ``stop_pruning``; one
+    schedule per process (returns False when one is already running)."""
+    global _schedule
+    with _schedule_lock:
+        if _schedule is not None:
+            return False
+        _schedule = stop = threading.Event()
+
+    def loop():
+        prune()
+        while not stop.wait(every):
+            prune()
+
+    threading.Thread(target=loop, name="qkvae-app-pruning", daemon=True).start()
+    return True
+
+
+def stop_pruning() -> None:
+    global _schedule
+    with _schedule_lock:
+        if _schedule is not None:
+            _schedule.set()
+            _schedule = None
+
+
+def _grid_folder(grid: np.ndarray) -> Path:
+    path = folder("tokens") / hashlib.sha1(np.ascontiguousarray(grid, dtype=np.int64).tobytes()).hexdigest()[:16]
+    path.mkdir(parents=True, exist_ok=True)
+    os.utime(path)  # in use again: pruning leaves it
+    return path
 
 
 def token_files(grid: np.ndarray, stem: str) -> list[str]:
     """Write the ids as ``<stem>-tokens.npy`` and ``.json``; returns both paths."""
-    folder = _folder(grid)
-    return [str(save_tokens(grid, folder / f"{stem}-tokens{suffix}")) for suffix in (".npy", ".json")]
+    out = _grid_folder(grid)
+    return [str(save_tokens(grid, out / f"{stem}-tokens{suffix}")) for suffix in (".npy", ".json")]
 
 
 def lm_file(grid: np.ndarray, base_vocab_size: int, stem: str) -> tuple[np.ndarray, str]:
     """The LM sequence and a JSON file holding it with its vocabulary layout (special-token ids)."""
     seq = lm_sequence(grid, base_vocab_size)
-    path = _folder(grid) / f"{stem}-lm-{base_vocab_size}.json"
+    path = _grid_folder(grid) / f"{stem}-lm-{base_vocab_size}.json"
     path.write_text(json.dumps({**lm_vocab(base_vocab_size), "ids": seq.tolist()}) + "\n")
     return seq, str(path)
 
@@ -54,26 +121,16 @@ def png_file(image: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="png")
     data = buffer.getvalue()
-    path = PNG_DIR / f"{hashlib.sha1(data).hexdigest()[:20]}.png"
+    png_dir = folder("png")
+    path = png_dir / f"{hashlib.sha1(data).hexdigest()[:20]}.png"
     try:
         os.utime(path)  # reused: it now counts as new, so no pruning removes it before Gradio copies it
         return str(path)
     except FileNotFoundError:
         pass
-    PNG_DIR.mkdir(parents=True, exist_ok=True)
-    _delete_older_than(PNG_DIR, PNG_LIFETIME)
-    fd, staging = tempfile.mkstemp(dir=PNG_DIR, prefix=".", suffix=".png")
+    fd, staging = tempfile.mkstemp(dir=png_dir, prefix=".", suffix=".png")
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(staging, path)
     return str(path)
 
-
-def _delete_older_than(folder: Path, seconds: float) -> None:
-    cutoff = time.time() - seconds
-    for path in folder.glob("*.png"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except FileNotFoundError:  # another worker deleted it first
-            pass

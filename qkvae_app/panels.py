@@ -103,15 +103,24 @@ def token_html(grid: np.ndarray, edited: np.ndarray, row: int, col: int, levels)
     )
 
 
-def dataset_html(result) -> str:
-    """How many images, their PSNR spread, and how much of the codebook they use."""
-    cb, p = result.codebook, result.images.psnr
-    skipped = f" ({len(result.images.skipped)} unreadable, skipped)" if result.images.skipped else ""
+def dataset_html(description: str, status, metrics=None, codebook=None) -> str:
+    """The Dataset tab's summary (``qkvae_app.dataset``): what went wrong and how to fix it, the
+    pass's progress, or once it is done the set's PSNR and SSIM spread and codebook usage."""
+    if status.stage == "failed":
+        return f'<div class="qk-card"><p><span class="qk-badge qk-bad">no dataset</span> {escape(status.message)}</p></div>'
+    if metrics is None:
+        progress = (f'<progress value="{status.done}" max="{status.total}"></progress> '
+                    f"{status.done:,} of {status.total:,} images" if status.total else "")
+        return (f'<div class="qk-card"><p>{escape(status.message)}… {progress}</p><p class="qk-note">The whole '
+                "set is measured once, in the background, and kept; the grid shows its first images meanwhile.</p></div>")
+    p, s = metrics.psnr, metrics.ssim
+    skipped = f" ({len(metrics.skipped):,} unreadable, skipped)" if metrics.skipped else ""
     return (
-        f'<div class="qk-card"><p><b>{len(result.images.names)}</b> images from <code>{escape(result.source)}</code>{skipped}: '
-        f"PSNR mean {p.mean():.2f} dB, min {p.min():.2f}, max {p.max():.2f}. "
-        f"Codebook: {cb.codes_seen:,} of {cb.counts.size:,} codes used ({cb.usage:.1%}), "
-        f"entropy {cb.entropy_bits:.2f} of {cb.max_entropy_bits:.2f} bits, perplexity {cb.perplexity:,.0f}.</p></div>"
+        f'<div class="qk-card"><p><b>{len(metrics.names):,}</b> images from <code>{escape(description)}</code>{skipped}: '
+        f"PSNR mean {p.mean():.2f} dB, min {p.min():.2f}, max {p.max():.2f}; SSIM mean {s.mean():.4f}. "
+        f"Codebook: {codebook.codes_seen:,} of {codebook.counts.size:,} codes used ({codebook.usage:.1%}), "
+        f"entropy {codebook.entropy_bits:.2f} of {codebook.max_entropy_bits:.2f} bits, "
+        f"perplexity {codebook.perplexity:,.0f}.</p></div>"
     )
 
 

@@ -1,0 +1,1 @@
+"""Repository scripts, runnable as modules: ``python -m scripts.deploy_space``, ``python -m scripts.make_examples``."""

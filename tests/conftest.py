@@ -1,4 +1,10 @@
-"""Shared fixtures: a seeded random-init model saved to disk, and small deterministic images."""
+"""Shared fixtures: a seeded random-init model saved to disk, small deterministic images, and an
+offline Hugging Face Hub cache that tests fill with repos."""
+
+import hashlib
+import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,3 +56,62 @@ def ood_reference_path(tmp_path_factory, weights_dir):
             "--calibration-prefix", "", "--out", str(out), "--weights", str(weights_dir), "--device", "cpu"]
     assert reference.main(args) == 0
     return out
+
+
+class FakeHub:
+    """A Hugging Face Hub cache laid out as huggingface_hub lays it out, filled by the tests:
+    ``<cache>/{models,datasets}--OWNER--NAME/{blobs/<sha256>, snapshots/<commit>/<file> -> blob, refs/<ref>}``."""
+
+    def __init__(self, cache: Path):
+        self.cache = cache
+
+    def add(self, repo_id: str, files: dict, repo_type: str = "model", refs=("main",)) -> str:
+        """Cache ``files`` (repo path -> bytes or a local Path) as one commit; returns its hash."""
+        contents = {name: data.read_bytes() if isinstance(data, Path) else data for name, data in files.items()}
+        commit = hashlib.sha1(b"".join(name.encode() + data for name, data in sorted(contents.items()))).hexdigest()
+        repo = self.cache / f"{repo_type}s--{repo_id.replace('/', '--')}"
+        for name, data in contents.items():
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            link = repo / "snapshots" / commit / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(blob, link.parent))
+        for ref in refs:
+            (repo / "refs").mkdir(parents=True, exist_ok=True)
+            (repo / "refs" / ref).write_text(commit)
+        return commit
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch) -> FakeHub:
+    """An empty Hub cache, with huggingface_hub pointed at it and offline (no network is ever tried)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    for name, value in {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}.items():
+        monkeypatch.setenv(name, value)  # for subprocesses
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # huggingface_hub read the environment on import
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return FakeHub(cache)
+
+
+def image_parquet(images: list[np.ndarray], labels: list[int] | None = None, paths: list[str] | None = None) -> bytes:
+    """A Parquet file in the Hugging Face ``datasets`` layout: an ``image`` struct of PNG bytes and
+    path, and an int ``label`` column when labels are given."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pngs = []
+    for rgb in images:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="png")
+        pngs.append(buffer.getvalue())
+    columns = {"image": pa.array([{"bytes": data, "path": path} for data, path in
+                                  zip(pngs, paths or [None] * len(pngs), strict=True)],
+                                 pa.struct([("bytes", pa.binary()), ("path", pa.string())]))}
+    if labels is not None:
+        columns["label"] = pa.array(labels, pa.int64())
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue()

@@ -165,16 +165,23 @@ def test_clicking_and_nudging_a_token(app, photo):
 
 
 def test_dataset_tab(app, monkeypatch, tmp_path):
-    grid, summary, codebook, levels = app.evaluate_dataset("worst first")
-    assert grid.shape[1] == 3 * 96 + 2 * 2 and "<b>3</b> images" in summary
+    app.evaluate_dataset("worst first")  # the first opening starts the pass in the background
+    assert app.DATASET.wait(120).stage == "done"
+    grid, summary, codebook, levels, shown, poll = app.evaluate_dataset("worst first")
+    assert grid.shape[1] == 3 * 96 + 2 * 2 and "<b>3</b> images" in summary and "SSIM mean" in summary
     assert isinstance(codebook, Figure) and isinstance(levels, Figure)
+    assert shown == "all" and poll.active is False  # done: the session stops polling
     assert app.dataset_grid("best first").shape == grid.shape
-    first = app.open_dataset("worst first", False)
-    assert first[-1] is True and np.array_equal(first[0], grid)
-    again = app.open_dataset("worst first", True)  # a session that has it already is sent nothing
-    assert again[-1] is True and all(out == gr.skip() for out in again[:4])
-    monkeypatch.setattr(app, "SETTINGS", Settings(data=tmp_path / "absent"))
-    assert "QKVAE_DATA" in _error(app.evaluate_dataset, "file order")
+    assert app.evaluate_dataset("worst first", "grid")[0] == gr.skip()  # a session with the grid gets the charts
+    again = app.evaluate_dataset("worst first", "all")  # a session that has it all is sent only the summary
+    assert [again[i] == gr.skip() for i in (0, 2, 3)] == [True] * 3 and again[1] == summary
+
+    missing = app.dataset.DatasetPass(str(tmp_path / "absent"), "test", "sha", app.gpu.reconstruct_images)
+    monkeypatch.setattr(app, "DATASET", missing)
+    app.evaluate_dataset("file order")
+    missing.wait(60)
+    grid, summary, *_, poll = app.evaluate_dataset("file order")
+    assert grid == gr.skip() and "no dataset" in summary and "QKVAE_DATA" in summary and poll.active is False
 
 
 def test_the_app_starts_without_weights_and_says_so(app, monkeypatch, tmp_path, photo):

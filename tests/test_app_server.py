@@ -23,7 +23,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from analysis.plots import GAP
-from qkvae_app.settings import DEFAULT_DATA, EXAMPLES_DIR, REPO_ROOT
+from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT
 
 STARTUP_TIMEOUT = 240  # seconds; importing gradio and torch is slow on a busy 2-core machine
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,6 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a test-pattern camera
 CAT = EXAMPLES_DIR / "photo-cat.png"
+STL10_SAMPLES = REPO_ROOT.parent / "shared" / "data" / "stl10-samples"  # 80 real STL-10 images (not committed)
 
 
 def _free_port() -> int:
@@ -57,7 +58,8 @@ def server(weights_dir, tmp_path_factory):
     """The URL of ``python app.py`` serving the seeded test weights."""
     workdir = tmp_path_factory.mktemp("server")
     port, log = _free_port(), workdir / "app.log"
-    env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "GRADIO_SERVER_NAME": "127.0.0.1",
+    env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
+           "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=workdir, env=env,
@@ -161,7 +163,7 @@ def test_browser_webcam_capture_is_reconstructed(server):
 
 
 @needs_chromium
-@pytest.mark.skipif(not DEFAULT_DATA.is_dir(), reason=f"needs {DEFAULT_DATA}")
+@pytest.mark.skipif(not STL10_SAMPLES.is_dir(), reason=f"needs {STL10_SAMPLES}")
 def test_browser_dataset_tab_shows_the_sample_grid_when_opened_and_resorts_it(server):
     with sync_playwright() as p:
         browser, page = _page(p, server)

@@ -1,0 +1,75 @@
+"""The app's model work, in small functions of arrays, each run on a GPU on a ZeroGPU Space.
+
+On a ZeroGPU Space the ``spaces`` package is installed: it must be imported before anything
+touches CUDA (``app.py`` imports this module before the model is loaded), and each function
+decorated with ``gpu(duration=...)`` then runs on a GPU lent for at most that many seconds, in
+another process: its arguments and results are pickled, so they are arrays and dataclasses of
+arrays, never Gradio objects or caches. Elsewhere ``spaces`` is absent and the decorator changes
+nothing. The model itself is loaded once by the app and handed over with ``use_model``.
+"""
+
+try:
+    import spaces  # first: ZeroGPU patches torch's CUDA calls when it is imported
+except ImportError:
+    spaces = None
+
+import numpy as np
+import torch
+
+from analysis.ood import OODReference
+from analysis.report import ImageReport, analyze_image
+from qkvae.image import to_tensor, to_uint8
+from qkvae.model import QKVAE
+from qkvae.pipeline import FittedImages, SetReconstruction, reconstruct_set
+
+_loaded: dict = {}  # "model": the QKVAE, "reference": its OOD reference or None
+
+
+def gpu(duration: int):
+    """``@spaces.GPU(duration=duration)`` where ``spaces`` is installed, else a no-op decorator."""
+    if spaces is None:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+def use_model(model: QKVAE) -> None:
+    """The model that the functions below run (loaded once by the app, on CUDA when there is one)."""
+    _loaded["model"] = model
+
+
+def use_reference(reference: OODReference | None) -> None:
+    """The OOD reference ``analyze`` scores against (None: no OOD score or map); kept here, not
+    passed, so that a ZeroGPU call does not pickle it every time."""
+    _loaded["reference"] = reference
+
+
+def _model() -> QKVAE:
+    if "model" not in _loaded:
+        raise RuntimeError("no model: the app calls qkvae_app.gpu.use_model first")
+    return _loaded["model"]
+
+
+@gpu(duration=10)
+def analyze(x: np.ndarray) -> ImageReport:
+    """One image (3, 96, 96) float32 in [-1, 1] -> its report (``analysis.report``; tensors on the CPU)."""
+    return analyze_image(_model(), torch.from_numpy(x), _loaded.get("reference"), stability=False)
+
+
+@gpu(duration=10)
+def encode(rgb: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 96, 96, 3) -> ids int64 (N, 2304)."""
+    model = _model()
+    return model.encode(to_tensor(rgb).to(model.device)).cpu().numpy()
+
+
+@gpu(duration=10)
+def decode(indices: np.ndarray) -> np.ndarray:
+    """ids (N, 2304) or (N, 48, 48) -> uint8 images (N, 96, 96, 3)."""
+    model = _model()
+    return to_uint8(model.decode(torch.from_numpy(np.asarray(indices, dtype=np.int64)).to(model.device)))
+
+
+@gpu(duration=60)
+def reconstruct_images(images: FittedImages) -> SetReconstruction:
+    """One chunk of a dataset pass: every image encoded and decoded, with its PSNR and SSIM."""
+    return reconstruct_set(_model(), images)
