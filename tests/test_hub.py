@@ -135,3 +135,14 @@ def test_evaluate_reads_a_hub_dataset_split(hub_dataset, weights_dir, tmp_path, 
     assert results["aggregate"]["num_images"] == 5
     assert results["setup"]["data"] == "hf://datasets/someone/stl10" and results["setup"]["split"] == "test"
     assert "5 images" in capsys.readouterr().out
+
+
+def test_tokenize_reads_a_hub_dataset_split(hub_dataset, weights_dir, tmp_path):
+    from qkvae import tokenize
+    from qkvae.tokens import read_shards
+
+    out = tmp_path / "tokens"
+    assert tokenize.main(["hf://datasets/someone/stl10", "--split", "test", "--out", str(out),
+                          "--weights", str(weights_dir), "--workers", "0", "--device", "cpu"]) == 0
+    shards = read_shards(out)
+    assert shards.tokens.shape == (5, 2304) and list(shards.labels) == [3, 1, 4, 1, 5]
