@@ -1,5 +1,6 @@
 """Every file the app writes, and their pruning: an image's token ids (.npy, .json), its LM-ready
-sequence (.json), the PNG of every image it shows, and the cached metrics of dataset passes.
+sequence (.json), the PNG of every image it shows, the cached metrics of dataset passes, and the
+Explore tab's tables (.csv, .json).
 
 They are written under ``<tmp>/qkvae-app/<kind>/``, named by a digest of their content (or, for a
 dataset pass, of what it was computed from), so the same tokens or pixels always map to the same
@@ -27,6 +28,7 @@ LIFETIMES = {  # kind (a folder under OUT_DIR) -> seconds a file may stay unused
     "png": 3600,  # Gradio copies a served file into its own cache at once
     "tokens": 3600,  # token and LM files, downloaded from Gradio's copies too
     "datasets": 7 * 24 * 3600,  # a whole split's metrics: costly to recompute
+    "results": 3600,  # the Explore tab's CSV and JSON, downloaded from Gradio's copies too
 }
 PRUNE_EVERY = 600  # seconds between two prunings
 _schedule_lock = threading.Lock()
@@ -108,6 +110,25 @@ def lm_file(grid: np.ndarray, base_vocab_size: int, stem: str) -> tuple[np.ndarr
     path = _grid_folder(grid) / f"{stem}-lm-{base_vocab_size}.json"
     path.write_text(json.dumps({**lm_vocab(base_vocab_size), "ids": seq.tolist()}) + "\n")
     return seq, str(path)
+
+
+def result_files(texts: dict[str, str]) -> tuple[str, ...]:
+    """Text files (file name -> content), written together in a folder named by their content;
+    returns their paths in order. An existing file already holds its text: it is only touched
+    (in use again), so a download of it is never cut short by a rewrite."""
+    digest = hashlib.sha1(json.dumps(texts, sort_keys=True).encode()).hexdigest()[:16]
+    where = folder("results") / digest
+    where.mkdir(exist_ok=True)
+    os.utime(where)  # in use again: pruning leaves it
+    paths = [where / name for name in texts]
+    for path, text in zip(paths, texts.values(), strict=True):
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            with tempfile.NamedTemporaryFile("w", dir=where, prefix=".", delete=False) as staging:
+                staging.write(text)
+            os.replace(staging.name, path)
+    return tuple(map(str, paths))
 
 
 def png_file(image: np.ndarray) -> str:

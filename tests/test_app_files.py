@@ -83,3 +83,16 @@ def test_pruning_runs_on_a_schedule_once_per_process(out_dir, schedule):
 def test_unknown_kind_is_refused(out_dir):
     with pytest.raises(ValueError, match="unknown kind"):
         files.folder("other")
+
+
+def test_result_files_are_written_once_touched_on_reuse_and_pruned(out_dir):
+    texts = {"explore.csv": "name,psnr\na.png,30.0\n", "explore.json": '{"images": []}\n'}
+    paths = files.result_files(texts)
+    assert [open(p).read() for p in paths] == list(texts.values())
+    for path in paths:
+        _age(path, files.LIFETIMES["results"] + 60)
+    assert files.result_files(texts) == paths  # reused: in use again, not pruned
+    assert files.prune() == 0
+    for path in paths:
+        _age(path, files.LIFETIMES["results"] + 60)
+    assert files.prune() == 2 and not any(os.path.exists(p) for p in paths)

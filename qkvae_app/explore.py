@@ -1,0 +1,294 @@
+"""The Explore tab's computation: many uploaded images (files and ``.zip`` archives) through the
+tokenizer, each scored as in ``results.json``, ranked to show where the tokenizer fails.
+
+``open_uploads`` checks the whole upload against the limits below before decoding anything, and
+refuses it with an ``UploadError`` naming the file or archive entry at fault: too many images,
+too many bytes, a zip bomb (declared sizes over the limit, or a member compressed more than
+``MAX_ZIP_RATIO`` times), a zip inside a zip, an entry with an absolute or ``../`` path, or a
+symbolic link. Archive members are read in memory, never extracted to disk, and never more
+bytes than the archive declares. An image that cannot be decoded (corrupt, not an image, over
+``qkvae.image.MAX_PIXELS``) is skipped and listed with its reason.
+
+``explore`` reconstructs the images a chunk at a time (``qkvae.pipeline.reconstruct_set``, in
+batches, or its GPU call in ``qkvae_app.gpu``) and summarizes each with
+``analysis.report.image_summary`` (OOD score and verdict included), into an ``Exploration``: a table, the worst images, and CSV
+and JSON files (the JSON's ``images`` entries are those of results.json, without
+``stability``, which would cost another encoding pass).
+"""
+
+import json
+import re
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from analysis.evaluate import describe, jsonable
+from analysis.report import ImageSummary
+from qkvae.image import MAX_PIXELS, ImageError, open_rgb
+from qkvae.pipeline import FittedImages, SetReconstruction, load_fitted
+from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped
+from qkvae_app import files
+
+MAX_IMAGES = 500  # images in one upload, loose files and archive members together
+MAX_TOTAL_BYTES = 200 * 2**20  # uncompressed bytes of one upload (archive members by their declared size)
+MAX_ZIP_RATIO = 100  # an archive member may expand at most this many times...
+RATIO_FROM_BYTES = 2**20  # ...once it is this large (small flat BMPs legitimately compress more)
+CHUNK = 64  # images per call of the reconstruct function (one GPU call each on ZeroGPU) and per progress step
+GALLERY_SIZE = 12  # worst images shown
+IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")  # macOS metadata, not content
+TABLE_COLUMNS = {"name": "name", "psnr": "PSNR (dB)", "ssim": "SSIM", "ood_score": "OOD score", "verdict": "verdict"}
+WORST_BY = ("PSNR", "OOD score")
+LIMITS = (f"Up to {MAX_IMAGES} images and {MAX_TOTAL_BYTES // 2**20} MB uncompressed per run, each image at most "
+          f"{MAX_PIXELS / 1e6:.0f} megapixels; archives may not hold other archives, links, absolute or `../` paths, "
+          f"or members compressed more than {MAX_ZIP_RATIO}x.")
+
+
+class UploadError(ValueError):
+    """An upload refused as a whole, saying which file or archive entry broke which limit."""
+
+
+@dataclass(frozen=True)
+class _Member:
+    archive: Path
+    info: zipfile.ZipInfo
+
+
+class UploadSource(ImageSource):
+    """Uploaded image files and image members of uploaded archives, decoded on access."""
+
+    def __init__(self, names: list[str], entries: list[Path | _Member], unlisted: list[Skipped]):
+        self.description = "the upload"
+        self.names, self.entries, self.unlisted = names, entries, unlisted
+        self._archives: dict[Path, zipfile.ZipFile] = {}
+
+    def _read(self, i: int) -> np.ndarray:
+        entry, name = self.entries[i], self.names[i]
+        if isinstance(entry, Path):
+            return np.asarray(open_rgb(entry, name=name))
+        if entry.archive not in self._archives:  # opened once, closed by ``close``
+            self._archives[entry.archive] = zipfile.ZipFile(entry.archive)
+        try:
+            with self._archives[entry.archive].open(entry.info) as f:
+                data = f.read(entry.info.file_size)  # zipfile stops at the declared size and checks the CRC
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError) as e:
+            raise ImageError(f"{name} cannot be read from its archive ({e})") from None
+        return np.asarray(open_rgb(data, name=name))
+
+    def close(self) -> None:
+        for archive in self._archives.values():
+            archive.close()
+        self._archives.clear()
+
+
+def _unsafe_path(name: str) -> bool:
+    posix = name.replace("\\", "/")
+    return posix.startswith("/") or bool(re.match(r"[A-Za-z]:", posix)) or ".." in PurePosixPath(posix).parts
+
+
+def _members(archive: Path, label: str) -> tuple[list[zipfile.ZipInfo], int]:
+    """The archive's members worth reading (checked), and its declared uncompressed size."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise UploadError(f"{label} is not a readable zip archive ({e})") from None
+    declared = sum(info.file_size for info in infos)
+    if declared > MAX_TOTAL_BYTES:
+        raise UploadError(f"{label} would expand to {declared / 2**20:,.0f} MB (the sizes its entries declare); "
+                          f"the limit is {MAX_TOTAL_BYTES // 2**20} MB: it looks like a zip bomb")
+    kept = []
+    for info in infos:
+        entry = f"{label}: entry {info.filename!r}"
+        if _unsafe_path(info.filename):
+            raise UploadError(f"{entry} has an absolute or '../' path, which could write outside a folder")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UploadError(f"{entry} is a symbolic link; archives may hold only files")
+        if info.is_dir() or IGNORED_MEMBERS.search(info.filename):
+            continue
+        if info.filename.lower().endswith(".zip"):
+            raise UploadError(f"{entry} is a zip inside the zip; upload the inner archive itself")
+        if info.file_size >= RATIO_FROM_BYTES and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            raise UploadError(f"{entry} expands {info.file_size / max(info.compress_size, 1):,.0f} times "
+                              f"({info.compress_size:,} to {info.file_size:,} bytes); the limit is "
+                              f"{MAX_ZIP_RATIO}x: it looks like a zip bomb")
+        kept.append(info)
+    return kept, declared
+
+
+def _unique(names: list[str]) -> list[str]:
+    """The names, with " (2)", " (3)", ... added to repeats so that every row names one image."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
+
+
+def open_uploads(paths) -> UploadSource:
+    """The images of uploaded files and ``.zip`` archives, in upload order (an archive's members
+    sorted by path), checked against the limits; raises ``UploadError`` for a refused upload.
+    Archive members that are not image files are listed in ``unlisted``."""
+    names, entries, unlisted, total = [], [], [], 0
+    for path in map(Path, paths):
+        if path.suffix.lower() != ".zip":
+            names.append(path.name)
+            entries.append(path)
+            total += path.stat().st_size
+            continue
+        infos, declared = _members(path, path.name)
+        total += declared
+        for info in sorted(infos, key=lambda i: i.filename):
+            if Path(info.filename).suffix.lower() in IMAGE_SUFFIXES:
+                names.append(info.filename)
+                entries.append(_Member(path, info))
+            else:
+                unlisted.append(Skipped(f"{path.name}/{info.filename}", "not an image file (by its name)"))
+    if len(entries) > MAX_IMAGES:
+        raise UploadError(f"the upload holds {len(entries):,} images; the limit is {MAX_IMAGES} per run")
+    if total > MAX_TOTAL_BYTES:
+        raise UploadError(f"the upload holds {total / 2**20:,.0f} MB uncompressed; the limit is "
+                          f"{MAX_TOTAL_BYTES // 2**20} MB per run")
+    if not entries:
+        raise UploadError("the upload holds no image files" + (f" ({len(unlisted)} other files)" if unlisted else ""))
+    return UploadSource(_unique(names), entries, unlisted)
+
+
+def ood_reading(summary: ImageSummary) -> tuple[float | None, str]:
+    """An image's OOD score (higher is more unusual) and the verdict's label; (None, "") without
+    a reference. The one place that reads the score's layout."""
+    score = summary.ood_score
+    return (None, "") if score is None else (float(score.score), score.verdict.label)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One image's line of the table (and of the CSV)."""
+
+    name: str
+    psnr: float
+    ssim: float
+    ood_score: float | None
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Exploration:
+    rows: list[Row]
+    images: list[dict]  # per row, its results.json entry: name and ImageSummary.to_json()
+    originals: np.ndarray  # uint8 (N, 96, 96, 3), the model inputs
+    reconstructions: np.ndarray  # uint8 (N, 96, 96, 3)
+    skipped: list[Skipped]  # every entry not reconstructed, and why
+
+    def table(self) -> pd.DataFrame:
+        """The rows with readable headers, rounded for display; sort by any column."""
+        frame = pd.DataFrame([vars(r) for r in self.rows], columns=list(TABLE_COLUMNS))
+        return frame.round({"psnr": 2, "ssim": 4, "ood_score": 3}).rename(columns=TABLE_COLUMNS)
+
+    def position(self, name: str) -> int:
+        """The row of the image called ``name``."""
+        return [r.name for r in self.rows].index(name)
+
+    def summary_html(self, shown: int = 10) -> str:
+        """How many images, their PSNR spread, the verdicts, and the first ``shown`` skipped entries with why."""
+        p = np.array([r.psnr for r in self.rows])
+        verdicts = pd.Series([r.verdict for r in self.rows if r.verdict]).value_counts()
+        counts = ", ".join(f"{n} {escape(v)}" for v, n in verdicts.items())
+        text = (f"<p><b>{len(self.rows)}</b> images reconstructed: PSNR mean {p.mean():.2f} dB, min {p.min():.2f}, "
+                f"max {p.max():.2f}" + (f"; verdicts: {counts}" if counts else "") + ".</p>")
+        if self.skipped:
+            listed = "".join(f"<li><code>{escape(s.name)}</code>: {escape(s.reason)}</li>"
+                             for s in self.skipped[:shown])
+            hidden = len(self.skipped) - shown
+            more = f"<li>and {hidden} more (all in the JSON)</li>" if hidden > 0 else ""
+            text += f"<p><b>{len(self.skipped)}</b> skipped:</p><ul>{listed}{more}</ul>"
+        return f'<div class="qk-card">{text}</div>'
+
+    def worst(self, by: str = "PSNR", count: int = GALLERY_SIZE) -> list[int]:
+        """Positions of the ``count`` worst images: lowest PSNR, or highest OOD score, first."""
+        if by not in WORST_BY:
+            raise ValueError(f"by must be one of {WORST_BY}, not {by!r}")
+        if by == "PSNR":
+            key = np.array([r.psnr for r in self.rows])
+        else:
+            key = -np.array([-np.inf if r.ood_score is None else r.ood_score for r in self.rows])
+        return np.argsort(key, kind="stable")[:count].tolist()
+
+    def gallery(self, by: str = "PSNR", count: int = GALLERY_SIZE) -> list[tuple[str, str]]:
+        """The worst images as (PNG path, caption): original left, reconstruction right, captioned
+        with the name, the PSNR and, when ranked by it, the OOD score."""
+        items = []
+        for i in self.worst(by, count):
+            r = self.rows[i]
+            ood = f" · OOD {r.ood_score:.2f}" if by == "OOD score" and r.ood_score is not None else ""
+            items.append((files.png_file(pair_tile(self.originals[i], self.reconstructions[i])),
+                          f"{r.name} · {r.psnr:.2f} dB{ood}"))
+        return items
+
+    def results_json(self) -> dict:
+        """``images`` as in results.json (name, psnr, ssim, rate, ood_score), ``skipped``, and the
+        PSNR and SSIM spread in ``aggregate``."""
+        return jsonable({
+            "images": self.images,
+            "skipped": [vars(s) for s in self.skipped],
+            "aggregate": {"num_images": len(self.images), "psnr": describe([r.psnr for r in self.rows]),
+                          "ssim": describe([r.ssim for r in self.rows])},
+        })
+
+    def csv_text(self) -> str:
+        return pd.DataFrame([vars(r) for r in self.rows], columns=list(TABLE_COLUMNS)).to_csv(index=False)
+
+    def write_files(self) -> tuple[str, str]:
+        """The CSV and JSON downloads, as files the app serves (``qkvae_app.files``)."""
+        return files.result_files({"explore.csv": self.csv_text(),
+                                   "explore.json": json.dumps(self.results_json(), indent=1) + "\n"})
+
+
+def pair_tile(original: np.ndarray, reconstruction: np.ndarray, gap: int = 2) -> np.ndarray:
+    """An original and its reconstruction side by side, a white gap between them."""
+    h = original.shape[0]
+    return np.concatenate([original, np.full((h, gap, 3), 255, np.uint8), reconstruction], axis=1)
+
+
+Progress = Callable[[float, str], None]  # (fraction done, what is running), e.g. a gr.Progress
+
+
+def explore(paths, reconstruct: Callable[[FittedImages], SetReconstruction],
+            summarize: Callable[[np.ndarray, np.ndarray, np.ndarray], ImageSummary], size: int = 96,
+            mode: str = "resize", progress: Progress | None = None) -> Exploration:
+    """Reconstruct and score every image of the upload ``paths`` (see ``open_uploads``), fit to
+    ``size`` x ``size`` with ``mode``.
+
+    ``reconstruct`` runs the model: ``reconstruct_set`` with the model, or
+    ``qkvae_app.gpu.reconstruct_images`` (a GPU call on ZeroGPU); it is called once per
+    ``CHUNK`` images, and ``progress`` hears before each call. ``summarize(original,
+    reconstruction, indices)`` is ``analysis.report.image_summary`` with the OOD reference (and
+    config) bound. Raises ``UploadError`` for a refused upload, ``qkvae.SourceError`` when no
+    image could be decoded.
+    """
+    report = progress or (lambda fraction, desc: None)
+    source = open_uploads(paths)
+    report(0.0, f"decoding {len(source)} images")
+    try:
+        fitted = load_fitted(source, size, mode)
+    finally:
+        source.close()
+    n, rows, images, done = len(fitted.names), [], [], []
+    for start in range(0, n, CHUNK):
+        part = slice(start, min(start + CHUNK, n))
+        report(start / n, f"reconstructed {start} of {n} images")
+        done.append(reconstruct(FittedImages(fitted.names[part], fitted.images[part], None, [])))
+        for name, original, reconstruction, indices in zip(
+                done[-1].names, done[-1].originals, done[-1].reconstructions, done[-1].indices, strict=True):
+            summary = summarize(original, reconstruction, indices)
+            rows.append(Row(name, float(summary.psnr), float(summary.ssim), *ood_reading(summary)))
+            images.append({"name": name, **summary.to_json()})
+    return Exploration(rows=rows, images=images, originals=np.concatenate([d.originals for d in done]),
+                       reconstructions=np.concatenate([d.reconstructions for d in done]),
+                       skipped=fitted.skipped + source.unlisted)
