@@ -19,11 +19,12 @@ import numpy as np
 
 from analysis import plots
 from analysis.ood import MAP_VMAX, MAP_VMIN
-from qkvae import QKVAEConfig, TokenError, load_image, load_tokens
+from analysis.report import image_summary
+from qkvae import QKVAEConfig, SourceError, TokenError, load_image, load_tokens
 from qkvae.image import RESIZE_MODES
 from qkvae.tokens import lm_vocab
 from qkvae.weights import weights_fingerprint
-from qkvae_app import dataset, files, panels, reconstruct_view, views
+from qkvae_app import dataset, explore, files, panels, reconstruct_view, views
 from qkvae_app.components import ServedImage, output_image
 from qkvae_app.edit import nudge_token
 from qkvae_app.settings import EXAMPLES_DIR, Settings, load_model, load_ood_reference
@@ -181,6 +182,45 @@ def evaluate_dataset(order: str, shown: str = ""):
     return grid, summary, *charts, now, gr.Timer(active=status.stage not in ("done", "failed"))
 
 
+def summarize(original: np.ndarray, reconstruction: np.ndarray, indices: np.ndarray):
+    """``image_summary`` with the app's OOD reference: each explored image's scores."""
+    return image_summary(original, reconstruction, indices, REFERENCE, CONFIG)
+
+
+def explore_uploads(uploads, mode: str, worst_by: str, progress=gr.Progress()):
+    """Many images (files and .zip archives) -> the result, a summary, a sortable table, the worst
+    images, and CSV and JSON downloads. Reconstructed in batches, one run at a time."""
+    if not uploads:
+        raise gr.Error("Upload image files or a .zip archive first.", title="Nothing to explore")
+    _model()  # says so when there is none
+    try:
+        result = explore.explore(uploads, gpu.reconstruct_images, summarize, CONFIG.image_size, mode, progress)
+    except (explore.UploadError, SourceError) as e:
+        raise gr.Error(str(e), title="Cannot explore this upload") from None
+    downloads = [gr.DownloadButton(value=path, interactive=True) for path in result.write_files()]
+    return result, result.summary_html(), result.table(), result.gallery(worst_by), *downloads
+
+
+def explore_gallery(result, worst_by: str):
+    """The worst images of the last run, by PSNR or by OOD score."""
+    return None if result is None else result.gallery(worst_by)
+
+
+def _open_explored(result, position: int):
+    """An explored image (its 96x96 model input) as the Reconstruct tab's input, and that tab."""
+    return files.png_file(result.originals[position]), gr.Tabs(selected="reconstruct")
+
+
+def open_gallery_image(result, worst_by: str, evt: gr.SelectData):
+    """A click on the gallery -> that image in the Reconstruct tab, with all its maps."""
+    return _open_explored(result, result.worst(worst_by)[evt.index])
+
+
+def open_table_row(result, evt: gr.SelectData):
+    """A click on a row of the table (sorted or not) -> that image in the Reconstruct tab."""
+    return _open_explored(result, result.position(evt.row_value[0]))
+
+
 # ---------------------------------------------------------------- layout
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
@@ -208,6 +248,7 @@ CSS = """
 .qk-table, .qk-table tr { border-collapse: collapse; font-size: 0.85rem; width: 100%; border: none; }
 .qk-table td, .qk-table th { padding: 0.15rem 0.5rem; text-align: right; border: none; border-bottom: 1px solid var(--border-color-primary); background: none; }
 .qk-table td:first-child, .qk-table th:first-child { text-align: left; }
+.qk-gallery img { image-rendering: pixelated; }
 """
 MAX_UPLOAD = "10mb"  # a bigger upload is refused by Gradio ("File size exceeded maximum allowed size") before any work
 LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "max_file_size": MAX_UPLOAD}
@@ -309,6 +350,30 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
             dataset_codebook = gr.Plot(label="Codebook usage over the dataset", show_label=False)
             dataset_levels = gr.Plot(label="FSQ levels over the dataset", show_label=False)
 
+        with gr.Tab("Explore", id="explore"):
+            gr.Markdown("Upload many images, or `.zip` archives of them, to find where the tokenizer fails: "
+                        "each is fit to 96×96, reconstructed and scored. Sort the table by "
+                        "any column; click a row or an image to open it in the Reconstruct tab with all its maps. "
+                        + explore.LIMITS + f" Each uploaded file (a zip too) may be at most {MAX_UPLOAD}.")
+            with gr.Row():
+                explore_upload = gr.File(label="Images or .zip archives", file_count="multiple",
+                                         file_types=["image", ".zip"], height=160)
+                with gr.Column():
+                    explore_button = gr.Button("Reconstruct and score them", variant="primary")
+                    explore_mode = gr.Radio(MODE_CHOICES, value="resize", label="Fit to 96×96")
+                    worst_by = gr.Radio(list(explore.WORST_BY), value="PSNR", label="Worst images by")
+                    with gr.Row():
+                        explore_csv = gr.DownloadButton("Download the table (.csv)", interactive=False)
+                        explore_json = gr.DownloadButton("Download the results (.json)", interactive=False)
+            explored = gr.State()
+            explore_summary = gr.HTML()
+            explore_gallery_view = gr.Gallery(label="Worst images: original left, reconstruction right (click to open)",
+                                              columns=4, height="auto", object_fit="contain", allow_preview=False,
+                                              elem_classes="qk-gallery")
+            explore_table = gr.Dataframe(headers=list(explore.TABLE_COLUMNS.values()), interactive=False,
+                                         label="Every image (click a header to sort)", show_search="search",
+                                         elem_id="explore-table")
+
     # ------------------------------------------------------------ events
     TOKEN_OUTPUTS = [edited, grid_view, decoded_view, edited_view, change_view, token_info, token_files]
     RECONSTRUCT_OUTPUTS = reconstruct_view.outputs({
@@ -336,6 +401,13 @@ with gr.Blocks(title="QKVAE Studio", analytics_enabled=False, delete_cache=CACHE
     dataset_poll.tick(evaluate_dataset, [order, dataset_shown], dataset_outputs, api_visibility="undocumented",
                       show_progress="hidden")
     order.change(dataset_grid, order, sample_grid, api_name="dataset_grid")
+    # Its own queue, one run at a time: a batch never holds up other users' reconstructions.
+    explore_button.click(explore_uploads, [explore_upload, explore_mode, worst_by],
+                         [explored, explore_summary, explore_table, explore_gallery_view, explore_csv, explore_json],
+                         api_name="explore", concurrency_id="explore", concurrency_limit=1)
+    worst_by.change(explore_gallery, [explored, worst_by], explore_gallery_view, api_visibility="undocumented")
+    explore_gallery_view.select(open_gallery_image, [explored, worst_by], [image, tabs], api_visibility="undocumented")
+    explore_table.select(open_table_row, explored, [image, tabs], api_visibility="undocumented")
 
 demo.queue(default_concurrency_limit=2, max_size=64)
 

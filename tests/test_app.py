@@ -9,6 +9,7 @@ import importlib.util
 import json
 import shutil
 import sys
+import zipfile
 from html import escape
 
 import gradio as gr
@@ -182,6 +183,42 @@ def test_dataset_tab(app, monkeypatch, tmp_path):
     missing.wait(60)
     grid, summary, *_, poll = app.evaluate_dataset("file order")
     assert grid == gr.skip() and "no dataset" in summary and "QKVAE_DATA" in summary and poll.active is False
+
+
+def test_explore_tab_runs_a_batch_and_opens_an_image_in_the_reconstruct_tab(app, tmp_path):
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in ("photo-cat", "ood-text"):
+            z.write(EXAMPLES_DIR / f"{name}.png", f"set/{name}.png")
+        z.writestr("set/broken.png", b"not an image")
+    result, summary, table, gallery, csv_button, json_button = app.explore_uploads(
+        [str(archive), str(EXAMPLES_DIR / "photo-coffee.png")], "resize", "PSNR")
+    assert table["name"].tolist() == ["set/ood-text.png", "set/photo-cat.png", "photo-coffee.png"]
+    assert "<b>3</b> images reconstructed" in summary and "set/broken.png" in summary
+    assert [caption.split(" · ")[0] for _, caption in gallery] == [result.rows[i].name for i in result.worst("PSNR")]
+    assert csv_button.value["path"].endswith(".csv") and json_button.value["path"].endswith(".json")
+    assert csv_button.interactive and len(json.loads(open(json_button.value["path"]).read())["images"]) == 3
+    assert len(app.explore_gallery(result, "OOD score")) == 3 and app.explore_gallery(None, "PSNR") is None
+
+    first = result.worst("PSNR")[0]
+    path, tabs = app.open_gallery_image(result, "PSNR", gr.SelectData(None, {"index": 0, "value": None}))
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), result.originals[first])
+    assert tabs.selected == "reconstruct"
+    row = table.iloc[2].tolist()  # the row as the browser sends it, whatever the sort
+    path, _ = app.open_table_row(result, gr.SelectData(None, {"index": [2, 1], "value": None, "row_value": row}))
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), result.originals[2])
+    assert app.reconstruct(path, "resize")[3] == round(result.rows[2].psnr, 2)  # the same image, the same figures
+
+
+def test_explore_tab_explains_refused_uploads(app, tmp_path):
+    assert "Upload image files" in _error(app.explore_uploads, [], "resize", "PSNR")
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../evil.png", b"x")
+    assert "'../evil.png' has an absolute or '../' path" in _error(app.explore_uploads, [str(evil)], "resize", "PSNR")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    assert "could be decoded" in _error(app.explore_uploads, [str(text)], "resize", "PSNR")
 
 
 def test_the_app_starts_without_weights_and_says_so(app, monkeypatch, tmp_path, photo):

@@ -13,12 +13,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from gradio_client.utils import Status
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
@@ -104,6 +106,43 @@ def test_concurrent_users_are_all_served(server):
     assert all(p > 0 for p in psnrs)
 
 
+def _zip_of_examples(path: Path, copies: int = 1) -> Path:
+    """A zip of the example images (``copies`` of each, in folders), as a user would upload."""
+    with zipfile.ZipFile(path, "w") as z:
+        for k in range(copies):
+            for example in sorted(EXAMPLES_DIR.glob("*.png")):
+                z.write(example, f"copy{k}/{example.name}")
+    return path
+
+
+def test_api_explore_returns_the_table_gallery_and_files(client, tmp_path):
+    archive = _zip_of_examples(tmp_path / "examples.zip")
+    summary, table, gallery, csv_file, json_file = client.predict(
+        [handle_file(archive)], "resize", "PSNR", api_name="/explore")
+    names = sorted(f"copy0/{p.name}" for p in EXAMPLES_DIR.glob("*.png"))
+    assert table["headers"] == ["name", "PSNR (dB)", "SSIM", "OOD score", "verdict"]
+    assert [row[0] for row in table["data"]] == names
+    assert f"<b>{len(names)}</b> images reconstructed" in summary
+    assert len(gallery) == min(len(names), 12) and " dB" in gallery[0]["caption"]
+    csv_lines = Path(csv_file["value"]).read_text().splitlines()  # the buttons come as updates
+    assert csv_lines[0] == "name,psnr,ssim,ood_score,verdict" and len(csv_lines) == len(names) + 1
+    assert Path(json_file["value"]).suffix == ".json" and json_file["interactive"]
+
+
+def test_reconstruct_answers_while_an_explore_batch_runs(server, tmp_path):
+    archive = _zip_of_examples(tmp_path / "many.zip", copies=8)
+    batch = Client(server, verbose=False, analytics_enabled=False, download_files=False)
+    job = batch.submit([handle_file(archive)], "resize", "PSNR", api_name="/explore")
+    deadline = time.monotonic() + 120
+    while job.status().code != Status.PROCESSING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.status().code == Status.PROCESSING
+    other = Client(server, verbose=False, analytics_enabled=False, download_files=False)
+    assert other.predict(handle_file(CAT), "resize", api_name="/reconstruct")[3] > 0
+    assert not job.done()  # answered while the batch was still running
+    assert len(job.result(timeout=600)[1]["data"]) == 8 * len(list(EXAMPLES_DIR.glob("*.png")))
+
+
 def _page(p, server):
     browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     page = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"]).new_page()
@@ -178,3 +217,41 @@ def test_browser_dataset_tab_shows_the_sample_grid_when_opened_and_resorts_it(se
             expect(grid).to_have_js_property("naturalWidth", 16 * 96 + 15 * GAP)
         finally:
             browser.close()
+
+
+@needs_chromium
+def test_browser_explore_tab_shows_table_and_gallery_and_opens_a_clicked_image(server, tmp_path):
+    examples = sorted(EXAMPLES_DIR.glob("*.png"))
+    with sync_playwright() as p:
+        browser, page = _page(p, server)
+        try:
+            page.get_by_role("tab", name="Explore").click()
+            upload = page.locator(".block").filter(has_text="Images or .zip archives").locator("input[type=file]")
+            upload.set_input_files([_zip_of_examples(tmp_path / "set.zip"), examples[0]])
+            page.get_by_role("button", name="Reconstruct and score them").click()
+            expect(page.locator(".qk-card")).to_contain_text(f"{len(examples) + 1} images reconstructed",
+                                                             timeout=120_000)
+            table = page.locator("#explore-table")
+            expect(table).to_contain_text(f"copy0/{examples[-1].name}")
+            expect(table).to_contain_text("PSNR (dB)")
+            tiles = page.locator(".qk-gallery img")
+            expect(tiles).to_have_count(min(len(examples) + 1, 12))
+            expect(tiles.first).to_have_js_property("naturalWidth", 2 * 96 + 2)
+            page.screenshot(path=tmp_path / "explore.png", full_page=True)
+
+            tiles.first.click()  # the worst image, in the Reconstruct tab with all its maps
+            reconstruct_tab = page.get_by_role("tab", name="Reconstruct")
+            expect(reconstruct_tab).to_have_attribute("aria-selected", "true")
+            assert _wait_for_reconstruction(page) > 0
+            expect(page.locator(".qk-card").filter(has_text="Out-of-distribution score")).to_be_visible()
+
+            page.get_by_role("tab", name="Explore").click()
+            table.get_by_role("columnheader", name="SSIM").click()  # sorted: rows are found by name, not position
+            row = table.get_by_role("row").filter(has_text="copy0/photo-cat.png")
+            shown_psnr = float(row.get_by_role("gridcell").nth(1).inner_text())
+            row.get_by_role("gridcell").first.click()  # a row of the table opens that image too
+            expect(reconstruct_tab).to_have_attribute("aria-selected", "true")
+            expect(page.get_by_label("PSNR (dB)")).to_have_value(str(shown_psnr), timeout=120_000)
+        finally:
+            browser.close()
+    assert (tmp_path / "explore.png").stat().st_size > 10_000
