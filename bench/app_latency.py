@@ -88,13 +88,21 @@ def setup_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = setup_args(argv)
-    if args.weights:
-        os.environ["QKVAE_WEIGHTS"] = args.weights
+def load_app(weights: str | None):
+    """The ``app`` module, serving ``weights`` if given; None (said on stderr) when it has no model."""
+    if weights:
+        os.environ["QKVAE_WEIGHTS"] = weights
     app = importlib.import_module("app")
     if app.MODEL is None:
         print(f"error: {app.MODEL_ERROR}", file=sys.stderr)
+        return None
+    return app
+
+
+def main(argv=None) -> int:
+    args = setup_args(argv)
+    app = load_app(args.weights)
+    if app is None:
         return 2
     results = stages(app, args.image, args.runs)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
