@@ -18,7 +18,7 @@ import torch
 
 from analysis.ood import OODReference
 from analysis.report import ImageReport, analyze_image
-from qkvae.image import to_tensor, to_uint8
+from qkvae.image import to_uint8
 from qkvae.model import QKVAE
 from qkvae.pipeline import FittedImages, SetReconstruction, reconstruct_set
 
@@ -53,13 +53,6 @@ def _model() -> QKVAE:
 def analyze(x: np.ndarray) -> ImageReport:
     """One image (3, 96, 96) float32 in [-1, 1] -> its report (``analysis.report``; tensors on the CPU)."""
     return analyze_image(_model(), torch.from_numpy(x), _loaded.get("reference"), stability=False)
-
-
-@gpu(duration=10)
-def encode(rgb: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 96, 96, 3) -> ids int64 (N, 2304)."""
-    model = _model()
-    return model.encode(to_tensor(rgb).to(model.device)).cpu().numpy()
 
 
 @gpu(duration=10)

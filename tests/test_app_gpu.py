@@ -30,8 +30,7 @@ def _round_trip(value):
 def test_functions_match_the_model_and_pickle(model_in_use, rgb, tmp_path):
     model = model_in_use
     images = np.stack([rgb, rgb[::-1]])
-    indices = gpu.encode(_round_trip(images))
-    np.testing.assert_array_equal(_round_trip(indices), model.encode(to_tensor(images)).numpy())
+    indices = model.encode(to_tensor(images)).numpy()
     decoded = gpu.decode(_round_trip(indices.reshape(2, 48, 48)))
     assert decoded.dtype == np.uint8 and decoded.shape == (2, 96, 96, 3)
     np.testing.assert_array_equal(_round_trip(decoded), gpu.decode(indices))
@@ -60,7 +59,7 @@ def test_the_image_analysis_matches_and_pickles(model_in_use, rgb, ood_reference
 def test_without_a_model_the_error_says_so():
     gpu._loaded.clear()
     with pytest.raises(RuntimeError, match="use_model"):
-        gpu.encode(np.zeros((1, 96, 96, 3), np.uint8))
+        gpu.decode(np.zeros((1, 2304), np.int64))
 
 
 def test_the_decorator_is_spaces_gpu_when_installed_else_a_no_op(monkeypatch):
