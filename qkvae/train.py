@@ -1,10 +1,12 @@
 """Train QKVAE-1m with the card's recipe, checkpointing so that a run can be killed and resumed.
 
     python -m qkvae.train --data ../shared/data/train --out runs/qkvae-1m [--resume]
+    python -m qkvae.train --config small.json --data ../shared/data/train --out runs/qkvae-0.1m
     python -m qkvae.train --init assets --data MY_IMAGES --steps 500 --lr 3e-5 --out runs/tuned
 
-The second form fine-tunes existing weights (the shipped ones, or any ``load_qkvae`` takes)
-on other images with the same schedule shape; ``--ssim-weight W`` adds ``W * (1 - SSIM)`` to
+The second trains another size (a ``config.json`` of ``QKVAEConfig`` fields; what it omits
+keeps the card's values). The third fine-tunes existing weights (the shipped ones, or any
+``load_qkvae`` takes) on other images with the same schedule shape; ``--ssim-weight W`` adds ``W * (1 - SSIM)`` to
 the loss, which the card's recipe does not have.
 
 Recipe: 6,000 steps at batch 32; AdamW betas (0.9, 0.95), weight decay 1e-4; OneCycleLR with
@@ -55,6 +57,9 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None,
                    help="autocast dtype (default: bf16 where the device has bf16 units, else fp32)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", default=None,
+                   help="a config.json of QKVAEConfig fields (channels, num_res_blocks, levels, ...); "
+                        "fields it omits keep the card's values (default: QKVAE-1m)")
     p.add_argument("--init", default=None, help="start from these weights (file, folder or hf://OWNER/NAME[@revision]) instead of a random init")
     p.add_argument("--ssim-weight", type=float, default=0.0, help="add W * (1 - SSIM) to the loss (card: 0)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
@@ -85,13 +90,24 @@ def train_step(model, x, opt, sched, dtype, ssim_weight: float = 0.0) -> dict[st
 def recipe(args) -> dict:
     """What a resumed run must share with the run that wrote the checkpoint."""
     return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-            "init": args.init, "ssim_weight": args.ssim_weight}
+            "init": args.init, "ssim_weight": args.ssim_weight, "config": train_config(args).to_dict()}
 
 
-def initial_model(init, device: torch.device) -> QKVAE:
-    """A random-init QKVAE-1m, or the weights at ``init``; exits with a one-line error for bad weights."""
+def train_config(args) -> QKVAEConfig:
+    """The config of a fresh model: ``--config``'s file over the card's defaults."""
+    if args.config is None:
+        return QKVAEConfig()
+    try:
+        return QKVAEConfig.from_dict({**QKVAEConfig().to_dict(), **json.loads(Path(args.config).read_text())})
+    except (OSError, ValueError, TypeError) as e:
+        sys.exit(f"error: --config {args.config}: {e}")
+
+
+def initial_model(init, config: QKVAEConfig, device: torch.device) -> QKVAE:
+    """A random-init model of ``config``, or the weights at ``init``; exits with a one-line error
+    for bad weights."""
     if init is None:
-        return QKVAE(QKVAEConfig()).to(device, memory_format=MEMORY_FORMAT)
+        return QKVAE(config).to(device, memory_format=MEMORY_FORMAT)
     try:
         return load_qkvae(init, device)
     except WeightsError as e:
@@ -152,6 +168,8 @@ def eval_record(model: QKVAE, source) -> dict:
 
 def main(argv=None) -> None:
     args = setup_args(argv)
+    if args.init is not None and args.config is not None:
+        sys.exit("error: --config sets up a fresh model; the weights of --init bring their own config")
     device = torch.device(args.device) if args.device else default_device()
     args.precision = args.precision or ("bf16" if native_bf16(device) else "fp32")
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
@@ -164,7 +182,7 @@ def main(argv=None) -> None:
     except SourceError as e:
         sys.exit(f"error: {e}")
     sampler = RandomCropSampler(images, weights=source_weights(names), seed=args.seed)
-    model = initial_model(args.init, device)
+    model = initial_model(args.init, train_config(args), device)
     opt, sched = build_optimizer(model, args.steps, args.lr)
 
     ckpt, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
