@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qkvae.model import QKVAE
+from qkvae.sources import Skipped
 from qkvae.weights import file_sha256, weights_fingerprint
 
 FORMAT = "qkvae-token-shards/1"
@@ -115,16 +116,7 @@ class ShardRows:
     tokens: list[np.ndarray] = field(default_factory=list)  # uint16 (n, num_tokens) per batch
     labels: list[int] = field(default_factory=list)
     metrics: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    skipped: list["SkippedInput"] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SkippedInput:
-    """An input of the source that could not be decoded: a line of ``errors.jsonl``."""
-
-    index: int  # its position in the sorted source
-    name: str
-    reason: str
+    skipped: list[Skipped] = field(default_factory=list)  # each with its index
 
 
 @dataclass(frozen=True)
@@ -315,4 +307,4 @@ def record_errors(folder: Path, rows: ShardRows) -> None:
     name, reason), in input order."""
     if rows.skipped:
         with open(folder / ERRORS_NAME, "a") as f:
-            f.writelines(json.dumps({"shard": rows.index, **asdict(s)}) + "\n" for s in rows.skipped)
+            f.writelines(json.dumps({"shard": rows.index, "index": s.index, **s.to_json()}) + "\n" for s in rows.skipped)

@@ -50,10 +50,15 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class Skipped:
-    """An entry of a source that could not be decoded, and why."""
+    """An entry of a source that could not be decoded, and why (a line of the tokenizer's
+    ``errors.jsonl``, a ``skipped`` entry of results.json)."""
 
     name: str
     reason: str
+    index: int | None = None  # its position in the source, when it comes from one
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "reason": self.reason}
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ def test_load_fitted_resizes_limits_and_refuses_all_bad(tmp_path, rgb):
     Image.fromarray(np.repeat(rgb, 2, axis=1)).save(tmp_path / "b_wide.png")
     Image.fromarray(rgb).save(tmp_path / "a_square.jpg")
     fitted = load_fitted(tmp_path)
-    assert fitted.names == ["a_square.jpg", "b_wide.png"] and fitted.labels is None
+    assert fitted.names == ["a_square.jpg", "b_wide.png"] and fitted.labels == [None, None]
     assert fitted.images.shape == (2, 96, 96, 3) and fitted.images.dtype == np.uint8
     assert load_fitted(tmp_path, limit=1).names == ["a_square.jpg"]
     (tmp_path / "bad").mkdir()
