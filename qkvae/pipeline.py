@@ -9,17 +9,15 @@ chunk at a time uses the pass itself. Metrics follow ``qkvae.metrics`` (8-bit im
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from qkvae.image import to_uint8
 from qkvae.metrics import psnr
 from qkvae.model import QKVAE
 from qkvae.sources import ImageSource, SourceError, open_source
-from qkvae.stream import ChunkRunner, FittedImages, SetReconstruction, read_chunks, split, stream
+from qkvae.stream import ChunkRunner, FittedImages, SetReconstruction, read_chunks, split, stream, with_progress
 
 BATCH_SIZE = 32
 LOAD_CHUNK = 256  # entries decoded per step of load_fitted's progress
-PROGRESS_FROM = 200  # show a progress bar for sets of at least this many images
 
 
 def reconstruction_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -35,21 +33,13 @@ def reconstruct(model: QKVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return indices[0].cpu(), model.decode(indices)[0].cpu()
 
 
-def _progress(chunks, count: int, desc: str):
-    """``chunks`` with a progress bar by images, for sets of ``PROGRESS_FROM`` or more."""
-    with tqdm(total=count, desc=desc, unit="img", disable=count < PROGRESS_FROM) as bar:
-        for c in chunks:
-            yield c
-            bar.update(len(c.names) + len(c.skipped))
-
-
 def load_fitted(source, size: int = 96, mode: str = "resize", limit: int | None = None) -> FittedImages:
     """The images of ``source`` (an ``ImageSource``, or anything ``open_source`` opens) fit to
     ``size`` x ``size`` with ``mode``; the first ``limit`` entries if given. Entries that cannot
     be decoded are skipped and listed in ``skipped``; raises ``SourceError`` if none is left."""
     source = source if isinstance(source, ImageSource) else open_source(source)
     count = len(source) if limit is None else min(limit, len(source))
-    parts = list(_progress(read_chunks(source, LOAD_CHUNK, size, mode, limit), count, "loading"))
+    parts = list(with_progress(read_chunks(source, LOAD_CHUNK, size, mode, limit), count, "loading"))
     skipped = [s for p in parts for s in p.skipped]
     if not any(p.names for p in parts):
         raise SourceError(f"none of the entries of {source.description} could be decoded"
@@ -61,7 +51,7 @@ def load_fitted(source, size: int = 96, mode: str = "resize", limit: int | None 
 def encode_images(model: QKVAE, rgb: np.ndarray, batch_size: int = BATCH_SIZE, desc: str = "encoding") -> np.ndarray:
     """uint8 (N, H, W, 3) -> ids int64 (N, num_tokens); N may be 0."""
     images = FittedImages([""] * len(rgb), rgb, [None] * len(rgb), [])
-    parts = stream(ChunkRunner(model, decode=False, metrics=False), _progress(split(images, batch_size), len(rgb), desc))
+    parts = stream(ChunkRunner(model, decode=False, metrics=False), with_progress(split(images, batch_size), len(rgb), desc))
     return SetReconstruction.concat(list(parts)).indices
 
 
@@ -70,5 +60,5 @@ def reconstruct_set(model: QKVAE, images, batch_size: int = BATCH_SIZE, mode: st
     """Encode and decode every image of ``images`` (``FittedImages``, or a source for
     ``load_fitted``) in batches, with each image's PSNR and SSIM."""
     fitted = images if isinstance(images, FittedImages) else load_fitted(images, model.config.image_size, mode, limit)
-    chunks = _progress(split(fitted, batch_size), len(fitted.names), "reconstructing")
+    chunks = with_progress(split(fitted, batch_size), len(fitted.names), "reconstructing")
     return SetReconstruction.concat(list(stream(ChunkRunner(model), chunks)))

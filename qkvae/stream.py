@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from qkvae.image import ImageError, fit_rgb, to_tensor, to_uint8
 from qkvae.metrics import psnr, ssim
@@ -30,6 +31,7 @@ from qkvae.model import QKVAE
 from qkvae.sources import ImageSource, Skipped
 
 PRECISIONS = ("fp32", "bf16")
+PROGRESS_FROM = 200  # a progress bar shows for sets of at least this many images
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,18 @@ def split(images: FittedImages, chunk_size: int) -> Iterator[FittedImages]:
 
 
 @dataclass(frozen=True)
+class ReconstructedImage:
+    """One row of a scored ``SetReconstruction``."""
+
+    name: str
+    original: np.ndarray  # uint8 (96, 96, 3), the model input
+    indices: np.ndarray  # int64 (num_tokens,)
+    reconstruction: np.ndarray  # uint8 (96, 96, 3)
+    psnr: float  # dB
+    ssim: float
+
+
+@dataclass(frozen=True)
 class SetReconstruction:
     """The model's output for images, one row each: their ids and, as asked, reconstructions and
     scores. One chunk's rows, or a whole set's (``concat``)."""
@@ -113,6 +127,12 @@ class SetReconstruction:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def rows(self) -> Iterator[ReconstructedImage]:
+        """Each image as a ``ReconstructedImage`` (the set must have been decoded and scored)."""
+        for i, name in enumerate(self.names):
+            yield ReconstructedImage(name, self.originals[i], self.indices[i], self.reconstructions[i],
+                                     float(self.psnr[i]), float(self.ssim[i]))
 
     @staticmethod
     def concat(parts: list["SetReconstruction"]) -> "SetReconstruction":
@@ -152,6 +172,15 @@ class ChunkRunner:
             pairs = list(zip(rgb, x_hat, strict=True))
             scores = np.array([psnr(a, b) for a, b in pairs]), np.array([ssim(a, b) for a, b in pairs])
         return SetReconstruction(fitted.names, fitted.labels, rgb, ids, x_hat, *scores, fitted.skipped, fitted.chunk)
+
+
+def with_progress(chunks: Iterable, count: int, desc: str) -> Iterator:
+    """``chunks`` (of ``FittedImages`` or ``SetReconstruction``) with a progress bar by entries,
+    for ``count`` of ``PROGRESS_FROM`` or more."""
+    with tqdm(total=count, desc=desc, unit="img", disable=count < PROGRESS_FROM) as bar:
+        for c in chunks:
+            yield c
+            bar.update(len(c.names) + len(c.skipped))
 
 
 def stream(runner: Callable[[FittedImages], SetReconstruction],
