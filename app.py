@@ -182,9 +182,9 @@ def evaluate_dataset(order: str, shown: str = ""):
     return grid, summary, *charts, now, gr.Timer(active=status.stage not in ("done", "failed"))
 
 
-def summarize(original: np.ndarray, reconstruction: np.ndarray, indices: np.ndarray):
+def summarize(image):
     """``image_summary`` with the app's OOD reference: each explored image's scores."""
-    return image_summary(original, reconstruction, indices, REFERENCE, CONFIG)
+    return image_summary(image, REFERENCE, CONFIG)
 
 
 def explore_uploads(uploads, mode: str, worst_by: str, progress=gr.Progress()):

@@ -33,6 +33,7 @@ from PIL import Image
 
 from analysis import plots
 from analysis.codebook import CodebookStats, CodebookSummary
+from analysis.figures import describe, jsonable
 from analysis.metrics import token_error
 from analysis.ood import OODReference, OODScore, auroc, fpr_at_tpr, map_error_correlation
 from analysis.ood_images import OODSet, ood_images
@@ -54,20 +55,6 @@ GRID_IMAGES = 16
 RD_IMAGES = 100  # the JPEG curve is averaged over at most this many images
 CURVE_POINTS = 100  # the usage curve in results.json is thinned to about this many points
 PRECISION_IMAGES = 4
-
-
-def describe(values) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    return {"mean": v.mean(), "std": v.std(), "min": v.min(), "median": np.median(v), "max": v.max()}
-
-
-def jsonable(obj):
-    """Nested dicts, lists, tuples and numpy values -> plain JSON types."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in obj]
-    return obj.item() if isinstance(obj, np.generic) else obj
 
 
 def thin(curve: list, points: int = CURVE_POINTS) -> list:

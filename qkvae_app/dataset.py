@@ -9,7 +9,7 @@
 The source is anything ``qkvae.sources.open_source`` opens: a Hub dataset (downloaded first, into
 the Hub cache), an image folder, an STL-10 ``*_X.bin`` or ``stl10_binary/`` folder, Parquet
 files. Its first ``GRID_SIZE`` images are reconstructed at once for the grid, then the whole
-split in chunks of ``CHUNK`` images through ``reconstruct`` (``qkvae_app.gpu.reconstruct_images``:
+split, read in chunks of ``CHUNK`` images by ``qkvae.stream.read_chunks``, through ``reconstruct`` (``qkvae_app.gpu.reconstruct_images``:
 one GPU call per chunk on ZeroGPU). The metrics (per-image PSNR and SSIM, code counts) are saved
 under the app's ``datasets`` folder (``qkvae_app.files``), keyed by the dataset reference (with
 its revision), the split and the weights' SHA-256, so a restart reuses them.
@@ -29,8 +29,8 @@ import numpy as np
 from analysis.codebook import CodebookStats, CodebookSummary
 from qkvae.hub import is_hub_ref
 from qkvae.model import QKVAEConfig
-from qkvae.pipeline import FittedImages, SetReconstruction, load_fitted
 from qkvae.sources import ImageSource, Skipped, SourceError, open_source
+from qkvae.stream import Chunk, FittedImages, SetReconstruction, read_chunk, read_chunks
 from qkvae_app import files
 
 log = logging.getLogger(__name__)
@@ -90,23 +90,10 @@ def missing_message(spec: str, split: str | None, reason: str) -> str:
             "`stl10_binary/` folder, or Parquet files, then restart the app.")
 
 
-class _Subset(ImageSource):
-    """Some entries of a source, by position, as a source of their own."""
-
-    def __init__(self, source: ImageSource, positions):
-        self.source, self.positions = source, list(positions)
-        self.description = source.description
-        self.names = [source.names[i] for i in self.positions]
-        self.labels = None if source.labels is None else [source.labels[i] for i in self.positions]
-
-    def _read(self, i: int) -> np.ndarray:
-        return self.source[self.positions[i]].rgb
-
-
 def _pick(images: SetReconstruction, positions) -> SetReconstruction:
     positions = list(positions)
-    return SetReconstruction([images.names[i] for i in positions], images.originals[positions],
-                             images.indices[positions], images.reconstructions[positions],
+    return SetReconstruction([images.names[i] for i in positions], [images.labels[i] for i in positions],
+                             images.originals[positions], images.indices[positions], images.reconstructions[positions],
                              images.psnr[positions], images.ssim[positions], images.skipped)
 
 
@@ -158,9 +145,6 @@ class DatasetPass:
         ``ORDERS``); None until they are done."""
         return None if self.first is None else _pick(self.first, _order(self.first.psnr, order))
 
-    def _fitted(self, positions) -> FittedImages:
-        return load_fitted(_Subset(self.source, positions), self.config.image_size)
-
     def _run(self) -> None:
         try:
             fetching = "downloading (once, into the Hub cache) and opening" if is_hub_ref(self.spec) else "opening"
@@ -168,7 +152,8 @@ class DatasetPass:
             self._status = PassStatus("opening", message=f"{fetching} {self.spec}{split}")
             self.source = open_source(self.spec, self.split)
             self.description, total = self.source.description, len(self.source)
-            self.first = self.reconstruct(self._fitted(range(min(self.grid_size, total))))
+            self.first = self.reconstruct(read_chunk(self.source, Chunk(0, 0, min(self.grid_size, total)),
+                                                     self.config.image_size))
             self.metrics = self._cached(total) or self._measure(total)
             self._status = PassStatus("done", total, total, f"{self.description}: {total:,} images")
         except (SourceError, OSError) as e:
@@ -192,14 +177,8 @@ class DatasetPass:
     def _measure(self, total: int) -> SplitMetrics:
         names, psnr, ssim, skipped = [], [], [], []
         stats = CodebookStats(self.config.levels, self.config.num_tokens)
-        for start in range(0, total, self.chunk):
-            self._status = PassStatus("reconstructing", start, total, f"reconstructing {self.description}")
-            positions = range(start, min(start + self.chunk, total))
-            try:
-                fitted = self._fitted(positions)
-            except SourceError as e:  # no entry of this chunk could be decoded
-                skipped += [Skipped(self.source.names[i], str(e)) for i in positions]
-                continue
+        for fitted in read_chunks(self.source, self.chunk, self.config.image_size):
+            self._status = PassStatus("reconstructing", fitted.chunk.start, total, f"reconstructing {self.description}")
             result = self.reconstruct(fitted)
             names += result.names
             psnr.append(result.psnr)

@@ -17,7 +17,8 @@ from PIL import Image
 
 from analysis import evaluate, plots, reference
 from analysis.ood import auroc, fpr_at_tpr
-from qkvae.pipeline import FittedImages, reconstruct_set
+from qkvae.pipeline import reconstruct_set
+from qkvae.stream import FittedImages
 
 GOLDEN = Path(__file__).parent / "golden" / "analysis_results.json"
 REGENERATE = os.environ.get("QKVAE_REGEN_GOLDEN") == "1"
