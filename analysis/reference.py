@@ -26,7 +26,7 @@ from analysis.ood import MIN_CALIBRATION, Calibration, OODReference, fit_line, i
 from analysis.prior import STRENGTH, ContextPrior, batch_grids, fit_counts
 from qkvae import INPUT_ERRORS
 from qkvae.data import RandomCropSampler
-from qkvae.image import fit, open_rgb
+from qkvae.image import fit_rgb
 from qkvae.pipeline import BATCH_SIZE, encode_images
 from qkvae.sources import SourceError, open_source, read_all
 from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
@@ -67,7 +67,7 @@ def load_photos(source, size: int, hold_out: bool, prefix: str = "") -> tuple[np
     crops = RandomCropSampler(None, size, seed=CROP_SEED)
     fitting, calibration, skipped = [], [], []
     for item in read_all(source, skipped):
-        resized = np.asarray(fit(open_rgb(item.rgb), size, "resize"))
+        resized = fit_rgb(item.rgb, size, "resize")
         if hold_out and not held_out(item.name):
             fitting.append(resized)
         elif Path(item.name).name.startswith(prefix):

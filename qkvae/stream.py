@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qkvae.image import ImageError, fit_rgb, to_tensor, to_uint8
+from qkvae.image import fit_rgb, to_tensor, to_uint8
 from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAE
-from qkvae.sources import ImageSource, Skipped
+from qkvae.sources import ImageSource, Skipped, read_entries
 
 PRECISIONS = ("fp32", "bf16")
 PROGRESS_FROM = 200  # a progress bar shows for sets of at least this many images
@@ -68,12 +68,7 @@ def read_chunk(source: ImageSource, chunk: Chunk, size: int, mode: str = "resize
     """Decode the inputs of ``chunk`` and fit each to ``size`` x ``size`` with ``mode``; entries
     that cannot be decoded are listed in ``skipped``, not raised."""
     names, images, labels, skipped = [], [], [], []
-    for i in range(chunk.start, chunk.stop):
-        try:
-            item = source[i]
-        except ImageError as e:
-            skipped.append(Skipped(source.names[i], str(e), i))
-            continue
+    for item in read_entries(source, range(chunk.start, chunk.stop), skipped):
         names.append(item.name)
         images.append(fit_rgb(item.rgb, size, mode))
         labels.append(item.label)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from qkvae import ImageError, SourceError, open_source
+from qkvae.metrics import psnr
 from qkvae.pipeline import encode_images, load_fitted, reconstruct_set
 from qkvae.sources import read_all
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from analysis.ood_images import diagrams, faces, noise, science, screens, text, textures
-from qkvae.image import fit, open_rgb
+from qkvae.image import fit_rgb, open_rgb
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def ood_images(size: int = 96) -> OODSet:
         for name, image in raw.items():
             names.append(f"{category}__{name}")
             categories.append(category)
-            images.append(np.asarray(fit(open_rgb(image), size, "resize")))
+            images.append(fit_rgb(np.asarray(open_rgb(image)), size, "resize"))
     stacked = np.stack(images)
     stacked.flags.writeable = False
     return OODSet(names, categories, stacked)
