@@ -42,6 +42,7 @@ from analysis.reference import REFERENCE_PATH, ReferenceFileError, load_referenc
 from analysis.report import image_summary
 from analysis.stability import PrecisionAgreement, precision_agreement, token_agreement
 from qkvae import INPUT_ERRORS
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.hub import is_hub_ref
 from qkvae.image import to_tensor
 from qkvae.pipeline import BATCH_SIZE, load_fitted, reconstruct_set
@@ -310,12 +311,13 @@ def pictures(results: dict, rgb, recons, codebook: CodebookSummary, jpeg_points,
 def write_outputs(results: dict, pictures: dict, out) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
+    atomic_write(out / "results.json", json.dumps(jsonable(results), indent=1) + "\n")
     for name, picture in pictures.items():
-        if isinstance(picture, np.ndarray):
-            Image.fromarray(picture).save(out / f"{name}.png")
-        else:
-            picture.savefig(out / f"{name}.png", dpi=100)
+        with atomic_path(out / f"{name}.png") as staging:
+            if isinstance(picture, np.ndarray):
+                Image.fromarray(picture).save(staging, format="png")
+            else:
+                picture.savefig(staging, format="png", dpi=100)
     return out
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from qkvae.atomic import atomic_path
+
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
 RESIZE_MODES = ("resize", "center_crop", "pad")
 PAD_VALUE = (128, 128, 128)  # mid-grey, i.e. 0 in [-1, 1]
@@ -134,4 +136,5 @@ def load_image(src, size: int = 96, mode: str = "resize") -> torch.Tensor:
 def save_png(x, path) -> None:
     """Save a (3, H, W) tensor in [-1, 1] or a uint8 (H, W, 3) array as a PNG."""
     rgb = to_uint8(x) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.uint8)
-    Image.fromarray(rgb).save(path, format="PNG")
+    with atomic_path(path) as staging:
+        Image.fromarray(rgb).save(staging, format="PNG")

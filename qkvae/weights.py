@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.hub import HubError, HubRef, hub_file, is_hub_ref
 from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
 
@@ -58,8 +59,9 @@ def save_qkvae(model: QKVAE, folder) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, folder / WEIGHTS_NAME, metadata={"format": "pt"})
-    (folder / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    with atomic_path(folder / WEIGHTS_NAME) as staging:
+        save_file(state, staging, metadata={"format": "pt"})
+    atomic_write(folder / CONFIG_NAME, json.dumps(model.config.to_dict(), indent=2) + "\n")
     return folder
 
 

@@ -18,7 +18,6 @@ its revision), the split and the weights' SHA-256, so a restart reuses them.
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.codebook import CodebookStats, CodebookSummary
+from qkvae.atomic import atomic_path
 from qkvae.hub import is_hub_ref
 from qkvae.model import QKVAEConfig
 from qkvae.sources import ImageSource, Skipped, SourceError, open_source
@@ -57,12 +57,10 @@ class SplitMetrics:
 
     def save(self, path: Path) -> None:
         """Write as .npz, atomically (a reader never sees half a file)."""
-        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz")
         skipped = np.array([[s.name, s.reason] for s in self.skipped], dtype=str).reshape(-1, 2)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as staging, open(staging, "wb") as f:
             np.savez(f, names=np.array(self.names, dtype=str), psnr=self.psnr, ssim=self.ssim,
                      code_counts=self.code_counts, usage_curve=self.usage_curve, skipped=skipped)
-        os.replace(staging, path)
 
     @classmethod
     def load(cls, path: Path) -> "SplitMetrics":
