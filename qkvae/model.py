@@ -6,6 +6,7 @@ config the model has exactly 1,063,304 trainable parameters.
 """
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -114,12 +115,21 @@ class Decoder(nn.Module):
         return torch.tanh(self.conv_out(F.silu(self.norm_out(h), inplace=True)))  # (B, 3, 96, 96)
 
 
+@dataclass(frozen=True)
+class WeightsFile:
+    """The file a model's weights were loaded from and its SHA-256, recorded once by the loader."""
+
+    path: Path
+    sha256: str
+
+
 class QKVAE(nn.Module):
     """Image <-> token ids. ``forward`` is the training path (straight-through quantization)."""
 
     def __init__(self, config: QKVAEConfig = QKVAEConfig()):
         super().__init__()
         self.config = config
+        self.weights_file: WeightsFile | None = None  # set by ``qkvae.weights.load_qkvae``
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
 
