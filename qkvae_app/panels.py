@@ -83,8 +83,12 @@ def ood_html(score: OODScore | None, thresholds: tuple[float, float]) -> str:
         f"{escape(verdict.explanation)}.</p>"
         f'<p class="qk-big">{score.score:.2f} <small>higher is more unusual; unusual above {unusual:.2f}, '
         f"out of distribution above {outside:.2f} (95th and 99th percentiles of the calibration photos)</small></p>"
-        '<table class="qk-table"><tr><th>test</th><th>bits/token</th><th>percentile</th></tr>'
+        '<table class="qk-table"><tr><th>test</th><th>bits/token</th><th>percentile in its direction</th></tr>'
         f"{rows}</table>"
+        '<p class="qk-note">Each row is one test: where the image stands among the calibration photos in the '
+        "direction that test flags (99 = further than 99 % of them). Prior bits are tested both ways, too few "
+        "(simpler than photos) and too many (more complex), so their value shows twice, with percentiles that "
+        "add up to 100.</p>"
         f'<p class="qk-note">The OOD map: per token, the bits it costs under the prior beyond what a photo '
         f"token of the same local detail costs; red more, blue less, {MAP_VMIN:+.0f} to {MAP_VMAX:+.0f} bits on "
         "every image.</p></div>"

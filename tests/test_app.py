@@ -84,6 +84,8 @@ def test_reconstruct_outputs(app, photo, model):
                                   plots.ood_map_heatmap(reference.token_map(view.model_input, grid)))
     assert score.verdict.label in view.ood_panel and escape(score.verdict.explanation) in view.ood_panel
     assert f"{score.score:.2f}" in view.ood_panel and "32,041" in view.rate_panel
+    low, high = (f"<td>{score.percentiles[t]:.2f}</td>" for t in ("simple", "complex"))
+    assert low in view.ood_panel and high in view.ood_panel and "tested both ways" in view.ood_panel  # explained
     counts = np.bincount(grid.ravel(), minlength=app.studio.config.codebook_size)
     assert view.codebook_chart.value["data"] == views.codebook_frame(counts).values.tolist()
     digits = fsq.indices_to_digits(grid.ravel(), app.studio.config.levels)
