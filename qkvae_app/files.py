@@ -1,5 +1,6 @@
 """Every file the app writes, and their pruning: an image's token ids (.npy, .json), its LM-ready
-sequence (.json), the PNG of every image it shows, the cached metrics of dataset passes, and the
+sequence (.json), the PNG of every image it shows (and, under their own names, the explored
+images it opens in the Reconstruct tab), the cached metrics of dataset passes, and the
 Explore tab's tables (.csv, .json).
 
 They are written under ``<tmp>/qkvae-app/<kind>/``, named by a digest of their content (or, for a
@@ -150,3 +151,21 @@ def png_file(image: np.ndarray) -> str:
         pass
     return str(atomic_write(path, data))
 
+
+
+def named_png(image: np.ndarray, name: str) -> str:
+    """``png_file``'s PNG under the file name ``name``'s stem + ``.png``, in a folder named by the
+    content, so that what opens it (the Reconstruct tab) knows the image by its own name."""
+    source = Path(png_file(image))
+    where = source.parent / source.stem
+    where.mkdir(exist_ok=True)
+    os.utime(where)  # in use again: pruning leaves it
+    path = where / f"{Path(name).stem[:200] or 'image'}.png"
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        fd, staging = tempfile.mkstemp(dir=where, prefix=".", suffix=".png")
+        with os.fdopen(fd, "wb") as f:
+            f.write(source.read_bytes())
+        os.replace(staging, path)
+    return str(path)

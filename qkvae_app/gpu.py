@@ -13,6 +13,10 @@ try:
 except ImportError:
     spaces = None
 
+import copy
+import functools
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -67,3 +71,13 @@ def decode(indices: np.ndarray) -> np.ndarray:
 def reconstruct_images(images: FittedImages) -> SetReconstruction:
     """One chunk of a dataset pass: every image encoded and decoded, with its PSNR and SSIM."""
     return reconstruct_set(_model(), images)
+
+
+def background_reconstruct() -> Callable[[FittedImages], SetReconstruction]:
+    """``reconstruct_images`` for work outside any visitor's request (the Dataset tab's pass, in a
+    thread). On ZeroGPU a GPU call there carries no visitor and spends the Space's own quota (it
+    can fail with "reached its GPU limit"), so it runs a CPU copy of the model instead; elsewhere
+    it is ``reconstruct_images`` itself."""
+    if spaces is None:
+        return reconstruct_images
+    return functools.partial(reconstruct_set, copy.deepcopy(_model()).to("cpu"))
