@@ -49,8 +49,8 @@ def upscale_nearest(rgb: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
 
 
-def token_heatmap(indices, codebook_size: int = 15360) -> np.ndarray:
-    """The ids of one image as a square colour grid: (48, 48, 3)."""
+def token_heatmap(indices, codebook_size: int) -> np.ndarray:
+    """The ids of one image as a square colour grid: (grid, grid, 3), coloured over 0..codebook_size-1."""
     ids = as_indices(indices)
     side = math.isqrt(ids.size)
     return colorize(ids.reshape(side, side), TOKEN_CMAP, 0, codebook_size - 1)
@@ -114,7 +114,7 @@ def level_histograms_figure(level_hists, levels) -> Figure:
     return fig
 
 
-def usage_curve_figure(usage_curve, codebook_size: int = 15360) -> Figure:
+def usage_curve_figure(usage_curve, codebook_size: int) -> Figure:
     """Distinct codes seen against images seen."""
     images, codes = np.asarray(usage_curve, dtype=np.float64).reshape(-1, 2).T
     fig = _figure(4.5, 3.2)

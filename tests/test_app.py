@@ -68,7 +68,7 @@ def test_reconstruct_outputs(app, photo, model):
     assert p == round(psnr(model_input, expected), 2) and s == round(ssim(model_input, expected), 4)
     assert type(p) is float and type(s) is float  # numpy scalars reach API clients as strings
     assert token_map.shape == error_map.shape == ood_map.shape == (480, 480, 3)  # 10 pixels a token
-    np.testing.assert_array_equal(token_map[::10, ::10], plots.token_heatmap(tokens["grid"]))
+    np.testing.assert_array_equal(token_map[::10, ::10], plots.token_heatmap(tokens["grid"], 15360))
     score = app.REFERENCE.score(model_input, tokens["grid"])
     np.testing.assert_array_equal(ood_map[::10, ::10],
                                   plots.ood_map_heatmap(app.REFERENCE.token_map(model_input, tokens["grid"])))
