@@ -97,3 +97,16 @@ def test_measure_quality_refuses_models_of_different_sizes(photos, weights_dir):
     small = QKVAE(QKVAEConfig(image_size=64, channels=16, num_res_blocks=1)).eval()
     with pytest.raises(ValueError, match="image sizes"):
         measure_quality({"a": load_qkvae(weights_dir, "cpu"), "b": small}, {"photos": str(photos)})
+
+
+def test_every_shipped_asset_is_package_data():
+    """What assets/ holds (weights, variants, cards, figures) installs with the package."""
+    import tomllib
+
+    from qkvae.weights import ASSETS
+
+    pyproject = tomllib.loads((ASSETS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = {f for pattern in pyproject["package-data"]["qkvae.assets"] for f in ASSETS.glob(pattern)}
+    declared |= {f for pattern in pyproject["package-data"]["qkvae.assets.examples"] for f in (ASSETS / "examples").glob(pattern)}
+    shipped = {f for f in ASSETS.rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+    assert shipped <= declared, f"not in pyproject's package-data: {sorted(map(str, shipped - declared))}"
