@@ -24,8 +24,12 @@ def token_error(a: np.ndarray, b: np.ndarray, patch: int = 2) -> np.ndarray:
     return e.reshape(h // patch, patch, w // patch, patch).mean(axis=(1, 3))
 
 
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def ms_ssim(a: np.ndarray, b: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Per-image MS-SSIM (N,) of uint8 (N, H, W, 3) batches, on 8-bit values (data_range 255),
-    with a ``MS_SSIM_WINDOW`` px window."""
-    ta, tb = (torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).double() for x in (a, b))
-    return _ms_ssim(ta, tb, data_range=255, size_average=False, win_size=MS_SSIM_WINDOW).numpy()
+    with a ``MS_SSIM_WINDOW`` px window; ``chunk`` images at a time."""
+    out = []
+    for start in range(0, len(a), chunk):
+        ta, tb = (torch.from_numpy(np.ascontiguousarray(x[start:start + chunk])).permute(0, 3, 1, 2).double()
+                  for x in (a, b))
+        out.append(_ms_ssim(ta, tb, data_range=255, size_average=False, win_size=MS_SSIM_WINDOW).numpy())
+    return np.concatenate(out) if out else np.zeros(0)

@@ -20,12 +20,17 @@ from pathlib import Path
 import torch
 
 from analysis.frontier import Point
+from qkvae import INPUT_ERRORS
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import CHECKPOINT_NAME, LOG_NAME
 from qkvae.weights import CONFIG_NAME, WEIGHTS_NAME, load_qkvae
 from scripts.frontier import SOURCES, VARIANTS, measure
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+class ShipError(ValueError):
+    """A run that cannot be shipped: unfinished, or too large."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +87,13 @@ def card(name: str, p: Point, t: Training) -> str:
 def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] = SOURCES) -> str:
     missing = [f for f in (CONFIG_NAME, WEIGHTS_NAME, CHECKPOINT_NAME, LOG_NAME) if not (run / f).is_file()]
     if missing:
-        raise ValueError(f"{run} is not a finished run: no {', '.join(missing)}")
+        raise ShipError(f"{run} is not a finished run: no {', '.join(missing)}")
     recipe = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["recipe"]
     training = training_from_log([json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()], recipe)
     if training.steps_done < recipe["steps"]:
-        raise ValueError(f"{run} has {training.steps_done:,} of {recipe['steps']:,} steps logged: not finished")
+        raise ShipError(f"{run} has {training.steps_done:,} of {recipe['steps']:,} steps logged: not finished")
     if (run / WEIGHTS_NAME).stat().st_size >= MAX_FILE_BYTES:
-        raise ValueError(f"{run / WEIGHTS_NAME} is over 5 MB: too large to ship in the repository")
+        raise ShipError(f"{run / WEIGHTS_NAME} is over 5 MB: too large to ship in the repository")
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     for f in (CONFIG_NAME, WEIGHTS_NAME):
@@ -98,7 +103,7 @@ def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] 
     (folder / "README.md").write_text(card(name, p, training))
     too_big = [f"{f.name} ({f.stat().st_size:,} bytes)" for f in folder.iterdir() if f.stat().st_size >= MAX_FILE_BYTES]
     if too_big:
-        raise ValueError(f"{folder}: over 5 MB: {', '.join(too_big)}")
+        raise ShipError(f"{folder}: over 5 MB: {', '.join(too_big)}")
     return f"shipped {run} as {folder}: {p.parameters:,} parameters, " + ", ".join(
         f"{q.source} {q.psnr:.2f} dB / {q.ssim:.4f}" for q in p.quality)
 
@@ -112,7 +117,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         print(ship(args.run, args.name or args.run.resolve().name, args.out, args.repeats))
-    except (ValueError, OSError) as e:
+    except (*INPUT_ERRORS, ShipError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -107,3 +107,18 @@ def test_report_and_plots_follow_the_config(tiny, rgb):
     assert len(result.level_histograms) == len(TINY_CONFIG.levels)
     plots.level_histograms_figure(result.level_histograms, TINY_CONFIG.levels)
     plots.usage_curve_figure(result.usage_curve, CODEBOOK)
+
+
+def test_training_follows_the_image_size_of_the_config(photos, tmp_path, monkeypatch):
+    from qkvae import train
+
+    shapes, real_step = [], train.train_step
+    monkeypatch.setattr(train, "train_step", lambda model, x, *a: shapes.append(tuple(x.shape)) or real_step(model, x, *a))
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps({"image_size": 64, "channels": 16, "num_res_blocks": 1}))
+    train.main(["--config", str(config), "--data", str(photos), "--out", str(tmp_path / "run"), "--steps", "2",
+                "--batch-size", "2", "--device", "cpu", "--precision", "fp32", "--eval", str(photos)])
+    assert shapes == [(2, 3, 64, 64)] * 2
+    model = load_qkvae(tmp_path / "run", "cpu")
+    assert model.config.image_size == 64 and model.config.num_tokens == 32 * 32
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())[0]["images"] == 6
