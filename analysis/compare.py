@@ -41,10 +41,11 @@ from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.pipeline import BATCH_SIZE, FittedImages, SetReconstruction, load_fitted, reconstruct_set
 from qkvae.sources import open_source
-from qkvae.weights import file_sha256, load_qkvae
+from qkvae.weights import ASSETS, WEIGHTS_NAME, file_sha256, load_qkvae
 
 BOOTSTRAP_RESAMPLES = 9999
 WORST = 8  # images in the worst-regressions grid
+SHIPPED_NAME = "QKVAE-1m"  # the name of the weights in assets/
 MS_SSIM_NOTE = ("pytorch_msssim's MS-SSIM on 8-bit images (data_range 255, 5 scales, Gaussian window of 5 "
                 "px, sigma 1.5; the standard 11 px window needs sides over 160 px)")
 
@@ -232,6 +233,8 @@ def checkpoint_name(spec: str) -> str:
     if is_hub_ref(spec):
         return spec
     path = Path(spec).resolve()
+    if path in (ASSETS.resolve(), (ASSETS / WEIGHTS_NAME).resolve()):
+        return SHIPPED_NAME
     return path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
 
 

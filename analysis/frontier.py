@@ -74,23 +74,28 @@ def point(name: str, model: QKVAE, quality: tuple[Quality, ...], encode_images_p
 
 
 def frontier_figure(points: list[Point], sources: list[str]) -> Figure:
-    """PSNR (top) and SSIM (bottom) against parameters (left) and encode GFLOP per image (right),
-    one line per source, each point labelled with its checkpoint."""
-    points = sorted(points, key=lambda p: p.parameters)
+    """PSNR (top) and SSIM (bottom) against parameters (left) and encode GFLOP per image (right):
+    one colour per source, a line through the checkpoints of one codebook (one marker per
+    codebook), each point labelled with its checkpoint."""
+    families = sorted({tuple(p.config["levels"]) for p in points}, key=lambda levels: -int(np.prod(levels)))
     fig = Figure(figsize=(10, 7), layout="constrained")
     axes = fig.subplots(2, 2)
-    xs = {"parameters": [p.parameters for p in points], "encode GFLOP per image": [p.encode_gflop for p in points]}
-    for col, (xlabel, x) in enumerate(xs.items()):
+    for col, (xlabel, x) in enumerate((("parameters", lambda p: p.parameters),
+                                       ("encode GFLOP per image", lambda p: p.encode_gflop))):
         for row, metric in enumerate(("psnr", "ssim")):
             ax = axes[row, col]
-            for source in sources:
-                ax.plot(x, [getattr(p.on(source), metric) for p in points], "o-", ms=4, label=source)
-            for p, xi in zip(points, x, strict=True):
-                ax.annotate(p.name, (xi, getattr(p.on(sources[0]), metric)), fontsize=7, xytext=(3, -9),
+            for k, source in enumerate(sources):
+                for f, levels in enumerate(families):
+                    family = sorted((p for p in points if tuple(p.config["levels"]) == levels), key=x)
+                    ax.plot([x(p) for p in family], [getattr(p.on(source), metric) for p in family],
+                            "os^dv"[f % 5] + "-", ms=5, color=f"C{k}", alpha=0.9,
+                            label=f"{source}, codebook {int(np.prod(levels)):,}")
+            for p in points:
+                ax.annotate(p.name, (x(p), getattr(p.on(sources[0]), metric)), fontsize=7, xytext=(4, -10),
                             textcoords="offset points")
             ax.set(xscale="log", xlabel=xlabel, ylabel="PSNR (dB)" if metric == "psnr" else "SSIM")
             ax.grid(alpha=0.3, which="both")
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=7)
     fig.suptitle("The size frontier: quality against model size and encode cost")
     return fig
 

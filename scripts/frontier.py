@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from analysis.compare import SHIPPED_NAME
 from analysis.frontier import Point, frontier_figure, frontier_table, measure_quality, point, replace_section
 from bench.inference import encode_images_per_s
 from qkvae.model import QKVAE
@@ -21,7 +22,6 @@ from qkvae.weights import ASSETS, load_qkvae
 
 VARIANTS = ASSETS / "variants"
 SOURCES = {"stl10-samples": "../shared/data/stl10-samples", "val": "../shared/data/val"}
-SHIPPED_NAME = "QKVAE-1m"
 
 
 def measure(models: dict[str, QKVAE], sources: dict[str, str], repeats: int) -> list[Point]:

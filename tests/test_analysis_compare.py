@@ -37,6 +37,7 @@ def test_the_shipped_weights_against_themselves_give_exactly_0_and_1(photos, tmp
     assert s["b_better"] == 0.0 and s["ties"] == 1.0 and s["wilcoxon_p"] == 1.0
     assert all(im["psnr_a"] == im["psnr_b"] and im["token_agreement"] == 1.0 for im in result["images"])
     assert result["a"]["sha256"] == result["b"]["sha256"] and result["a"]["parameters"] == 1_063_304
+    assert result["a"]["name"] == "QKVAE-1m"
     assert result["a"]["bpp"] == pytest.approx(2304 * np.log2(15360) / 96**2)
     assert 0 < result["a"]["bpp_entropy"] < result["a"]["bpp"]
     for name in ("psnr_scatter.png", "worst.png"):
