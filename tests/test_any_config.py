@@ -122,3 +122,32 @@ def test_training_follows_the_image_size_of_the_config(photos, tmp_path, monkeyp
     model = load_qkvae(tmp_path / "run", "cpu")
     assert model.config.image_size == 64 and model.config.num_tokens == 32 * 32
     assert json.loads((tmp_path / "run" / "eval.json").read_text())[0]["images"] == 6
+
+
+def test_tokenize_with_metrics_leaves_out_the_ood_score_without_a_reference(tiny_weights_dir, photos, tmp_path, capsys):
+    from analysis import tokenize as analysis_tokenize
+
+    out = tmp_path / "tokens"
+    assert analysis_tokenize.main([str(photos), "--out", str(out), "--weights", str(tiny_weights_dir), "--device", "cpu",
+                                   "--workers", "0", "--with-metrics"]) == 0
+    assert "note: no ood_score column" in capsys.readouterr().err
+    import pyarrow.parquet as pq
+
+    assert {"psnr", "ssim"} <= set(pq.read_schema(out / "shard-00000.parquet").names)
+    assert "ood_score" not in pq.read_schema(out / "shard-00000.parquet").names
+
+
+def test_an_ood_reference_fitted_for_the_tiny_weights_scores_them(tiny, tiny_weights_dir, tmp_path, rgb):
+    from analysis import reference
+
+    args = ["--data", str(smooth_photos(tmp_path / "train", 24, 0)), "--calibration",
+            str(smooth_photos(tmp_path / "val", 12, 1)), "--calibration-prefix", "", "--out", str(tmp_path / "ref.npz"),
+            "--weights", str(tiny_weights_dir), "--device", "cpu"]
+    assert reference.main(args) == 0
+    ref = load_reference(tmp_path / "ref.npz", weights_fingerprint(tiny)[1])
+    assert ref.prior.levels == TINY_CONFIG.levels and len(ref.probs) == CODEBOOK
+    from qkvae.image import to_tensor
+
+    ids = tiny.encode(to_tensor(rgb[None]))[0].numpy()
+    assert np.isfinite(ref.score(rgb, ids).score)
+    assert ref.token_map(rgb, ids).shape == (TINY_CONFIG.grid_size, TINY_CONFIG.grid_size)
