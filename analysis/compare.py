@@ -149,17 +149,18 @@ def same_tokens(config_a: QKVAEConfig, config_b: QKVAEConfig) -> bool:
     return tuple(config_a.levels) == tuple(config_b.levels) and config_a.grid_size == config_b.grid_size
 
 
-def image_pair(name: str, original, recon_a, recon_b, ids_a, ids_b, config_a: QKVAEConfig,
+def image_pair(name: str, scores: tuple[float, float, float, float], ids_a, ids_b, config_a: QKVAEConfig,
                config_b: QKVAEConfig) -> ImagePair:
+    """An ``ImagePair`` from (psnr_a, psnr_b, ssim_a, ssim_b) and the two images' ids."""
     agree = agreement(ids_a, ids_b, config_a.levels) if same_tokens(config_a, config_b) else (None, None)
-    return ImagePair(name, psnr(original, recon_a), psnr(original, recon_b), ssim(original, recon_a),
-                     ssim(original, recon_b), *agree)
+    return ImagePair(name, *(float(v) for v in scores), *agree)
 
 
 def compare_images(name: str, original: np.ndarray, recon_a: np.ndarray, recon_b: np.ndarray, ids_a, ids_b,
                    config_a: QKVAEConfig, config_b: QKVAEConfig) -> ImageComparison:
     """One uint8 (H, W, 3) image and its reconstructions and ids under A and B, side by side."""
-    pair = image_pair(name, original, recon_a, recon_b, ids_a, ids_b, config_a, config_b)
+    scores = (psnr(original, recon_a), psnr(original, recon_b), ssim(original, recon_a), ssim(original, recon_b))
+    pair = image_pair(name, scores, ids_a, ids_b, config_a, config_b)
     g = config_a.grid_size
     flips = (np.asarray(ids_a).reshape(g, g) != np.asarray(ids_b).reshape(g, g)) if same_tokens(config_a, config_b) else None
     return ImageComparison(pair, pixel_error(original, recon_b) - pixel_error(original, recon_a), flips)
@@ -216,9 +217,9 @@ def checkpoint(side: Side) -> Checkpoint:
 def compare_sets(fitted: FittedImages, a: Side, b: Side) -> Comparison:
     """The comparison of two reconstructions of the same fitted images."""
     ra, rb = a.reconstruction, b.reconstruction
-    pairs = [image_pair(n, x, xa, xb, ia, ib, a.model.config, b.model.config)
-             for n, x, xa, xb, ia, ib in zip(fitted.names, fitted.images, ra.reconstructions, rb.reconstructions,
-                                             ra.indices, rb.indices, strict=True)]
+    pairs = [image_pair(n, scores, ia, ib, a.model.config, b.model.config)
+             for n, ia, ib, *scores in zip(fitted.names, ra.indices, rb.indices, ra.psnr, rb.psnr, ra.ssim, rb.ssim,
+                                           strict=True)]
     return Comparison(checkpoint(a), checkpoint(b), pairs, summarize(pairs),
                       [{"name": s.name, "reason": s.reason} for s in fitted.skipped])
 
