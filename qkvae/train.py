@@ -180,8 +180,8 @@ def main(argv=None) -> None:
         names, images = load_images(args.data)
     except SourceError as e:
         sys.exit(f"error: {e}")
-    sampler = RandomCropSampler(images, weights=source_weights(names), seed=args.seed)
     model = initial_model(args.init, train_config(args), device)
+    sampler = RandomCropSampler(images, size=model.config.image_size, weights=source_weights(names), seed=args.seed)
     opt, sched = build_optimizer(model, args.steps, args.lr)
 
     ckpt, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
