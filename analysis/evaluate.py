@@ -6,7 +6,8 @@
 
 PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with mode
 "resize", as at inference. Writes to DIR (default ``runs/evaluate``):
-- ``results.json``: ``"images"`` (per image: name, psnr, ssim, ood_score (``OODScore.to_json``:
+- ``results.json``: ``"images"`` (per image: name, psnr, ssim, expected_psnr and psnr_residual
+  (``analysis.complexity``: the PSNR a photo this detailed gets, and actual minus it), ood_score (``OODScore.to_json``:
   ``score``, features, percentiles, verdict), rate, stability) and ``"aggregate"`` (means,
   codebook statistics, the JPEG comparison, timing, and ``ood``: the OOD score and verdicts of
   the data and of the OOD set; ``detection``, overall and per OOD category, the AUROC and the
@@ -31,6 +32,7 @@ from PIL import Image
 
 from analysis import plots
 from analysis.codebook import CodebookStats, CodebookSummary
+from analysis.complexity import expectation_fields
 from analysis.metrics import token_error
 from analysis.ood import OODReference, OODScore, auroc, fpr_at_tpr, map_error_correlation
 from analysis.ood_images import OODSet, ood_images
@@ -167,7 +169,7 @@ def image_entries(names, rgb, passed: dict, reference: OODReference | None, conf
     images, scores = [], []
     for i, name in enumerate(names):
         summary = image_summary(rgb[i], passed["recons"][i], passed["indices"][i], reference, config)
-        entry = summary.to_json()
+        entry = {**summary.to_json(), **expectation_fields(rgb[i], summary.psnr)}
         entry["stability"] = {"reencode": passed["reencode"][i]}
         if bf16 and i < len(bf16["agreement"]):
             entry["stability"]["bf16"] = {k: v[i] for k, v in bf16.items()}
