@@ -6,7 +6,8 @@ tokenizer does on an image than on a photo as detailed.
 Two measures of detail, both of the 96x96 model input: ``png_bpp``, the bits per pixel of its
 lossless PNG code (Pillow, compression level 6), and ``gradient_energy``, the mean squared
 difference between neighbouring pixels of its luma (8-bit units squared). A straight line in
-the logarithm of one or both gives the expected PSNR. The CLI reconstructs the photos of
+the logarithm of one or both gives the expected PSNR, the logarithms clipped to the range of the
+fit's photos. The CLI reconstructs the photos of
 ``--data``, splits them by a hash of the name (70 % to fit, 30 % held out), fits every candidate
 by least squares on the fit part, keeps the one with the lowest held-out mean absolute error and
 writes its coefficients, with how it was made and how well each candidate did, to ``--out``.
@@ -44,14 +45,18 @@ class Detail:
 
 @dataclass(frozen=True)
 class ExpectedFit:
-    """PSNR = intercept + sum(slope_k * log10(feature_k + 1)), fit on photos."""
+    """PSNR = intercept + sum(slope_k * log10(feature_k + 1)), fit on photos. Each log feature is
+    clipped to the range the fit's photos span: an image flatter or busier than any of them is
+    expected to do as the flattest or busiest photo did, not what the line extrapolates to."""
 
     features: tuple[str, ...]
     intercept: float
     slopes: tuple[float, ...]
+    ranges: tuple[tuple[float, float], ...]  # (min, max) of each log feature over the fit photos
 
     def predict(self, detail: Detail) -> float:
-        return self.intercept + sum(s * np.log10(getattr(detail, f) + 1) for f, s in zip(self.features, self.slopes, strict=True))
+        logs = [np.clip(np.log10(getattr(detail, f) + 1), *r) for f, r in zip(self.features, self.ranges, strict=True)]
+        return float(self.intercept + np.dot(self.slopes, logs))
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def detail(rgb: np.ndarray) -> Detail:
 @lru_cache(maxsize=4)
 def load_fit(path: Path = FIT_PATH) -> ExpectedFit:
     d = json.loads(Path(path).read_text())["fit"]
-    return ExpectedFit(tuple(d["features"]), d["intercept"], tuple(d["slopes"]))
+    return ExpectedFit(tuple(d["features"]), d["intercept"], tuple(d["slopes"]), tuple(map(tuple, d["ranges"])))
 
 
 def expectation(rgb: np.ndarray, psnr: float, fit: ExpectedFit | None = None) -> Expectation:
@@ -91,8 +96,10 @@ def _design(details: list[Detail], features) -> np.ndarray:
 
 
 def fit_candidate(details: list[Detail], psnrs, features) -> ExpectedFit:
-    coef, *_ = np.linalg.lstsq(_design(details, features), np.asarray(psnrs, dtype=np.float64), rcond=None)
-    return ExpectedFit(tuple(features), float(coef[0]), tuple(float(c) for c in coef[1:]))
+    design = _design(details, features)
+    coef, *_ = np.linalg.lstsq(design, np.asarray(psnrs, dtype=np.float64), rcond=None)
+    ranges = tuple((float(c.min()), float(c.max())) for c in design[:, 1:].T)
+    return ExpectedFit(tuple(features), float(coef[0]), tuple(float(c) for c in coef[1:]), ranges)
 
 
 def quality(fit: ExpectedFit, details: list[Detail], psnrs) -> dict:

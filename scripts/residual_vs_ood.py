@@ -21,6 +21,9 @@ from qkvae.pipeline import FittedImages, load_fitted, reconstruct_set
 from qkvae.weights import load_qkvae, weights_fingerprint
 
 
+MIN_KIND = 8  # kinds with fewer images count only in "all"
+
+
 def kind(name: str) -> str:
     stem = Path(name).stem
     return stem.split("__")[0] if "__" in stem else re.sub(r"_\d+$", "", stem)
@@ -31,10 +34,10 @@ def rows(model, reference, label: str, fitted: FittedImages, kinds: list[str]) -
     residual = np.array([expectation(a, p).psnr_residual for a, p in zip(rec.originals, rec.psnr, strict=True)])
     score = np.array([reference.score(a, ids).score for a, ids in zip(rec.originals, rec.indices, strict=True)])
     out = []
-    for k in ["all", *dict.fromkeys(kinds)]:
+    for k in ["all", *(k for k in dict.fromkeys(kinds) if kinds.count(k) >= MIN_KIND)]:
         keep = np.ones(len(kinds), bool) if k == "all" else np.array([c == k for c in kinds])
         p = rec.psnr[keep]
-        rho = lambda v: spearmanr(v[keep], p).statistic if keep.sum() > 2 else float("nan")  # noqa: E731
+        rho = lambda v: spearmanr(v[keep], p).statistic  # noqa: E731
         out.append(f"| {label} | {k} | {keep.sum()} | {np.median(p):.2f} | {np.median(residual[keep]):+.2f} | "
                    f"{rho(residual):+.2f} | {rho(score):+.2f} |")
     return out
