@@ -29,9 +29,9 @@ from PIL import Image
 from qkvae import INPUT_ERRORS
 from qkvae.pipeline import reconstruct_set
 from qkvae.sources import open_source
-from qkvae.weights import load_qkvae, weights_fingerprint
+from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
 
-FIT_PATH = Path(__file__).resolve().parents[1] / "assets" / "expected_psnr.json"
+FIT_PATH = ASSETS / "expected_psnr.json"
 CANDIDATES = {"png": ("png_bpp",), "gradient": ("gradient_energy",), "png+gradient": ("png_bpp", "gradient_energy")}
 HELD_OUT = 3  # names whose hash modulo 10 is below this are held out
 LUMA = (0.299, 0.587, 0.114)
