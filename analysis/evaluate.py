@@ -6,7 +6,8 @@
 
 PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with mode
 "resize", as at inference. Writes to DIR (default ``runs/evaluate``):
-- ``results.json``: ``"images"`` (per image: name, psnr, ssim, ood_score (``OODScore.to_json``:
+- ``results.json``: ``"images"`` (per image: name, psnr, ssim, expected_psnr and psnr_residual
+  (``analysis.complexity``: the PSNR a photo this detailed gets, and actual minus it), ood_score (``OODScore.to_json``:
   ``score``, features, percentiles, verdict), rate, stability) and ``"aggregate"`` (means,
   codebook statistics, the JPEG comparison, timing, and ``ood``: the OOD score and verdicts of
   the data and of the OOD set; ``detection``, overall and per OOD category, the AUROC and the
@@ -33,6 +34,7 @@ from PIL import Image
 
 from analysis import plots
 from analysis.codebook import CodebookStats, CodebookSummary
+from analysis.complexity import expectation_fields
 from analysis.figures import describe, jsonable
 from analysis.metrics import token_error
 from analysis.ood import OODReference, OODScore, auroc, fpr_at_tpr, map_error_correlation
@@ -153,7 +155,7 @@ def summarize_rows(rows: SetReconstruction, reference: OODReference | None, conf
     entries, scores, maps = [], [], []
     for row in rows.rows():
         summary = image_summary(row, reference, config)
-        entries.append({"name": row.name, **summary.to_json()})
+        entries.append({"name": row.name, **summary.to_json(), **expectation_fields(row.original, summary.psnr)})
         if summary.ood_score is not None:
             scores.append(summary.ood_score)
             maps.append(map_error_correlation(summary.ood_map, token_error(row.original, row.reconstruction)))

@@ -90,14 +90,16 @@ def test_every_image_and_the_aggregate_carry_the_documented_figures(evaluated):
     images, agg = results["images"], results["aggregate"]
     assert [im["name"] for im in images] == ["cat.png", "coffee.png", "motorcycle.png", "rocket.png"]
     for im in images:
-        assert {"name", "psnr", "ssim", "ood_score", "rate", "stability"} <= set(im)
+        assert {"name", "psnr", "ssim", "expected_psnr", "psnr_residual", "ood_score", "rate", "stability"} <= set(im)
+        assert im["psnr_residual"] == pytest.approx(im["psnr"] - im["expected_psnr"])
         assert im["rate"]["jpeg_equal_bytes"]["bytes"] <= im["rate"]["nominal_bits"] / 8
     assert "bf16" in images[0]["stability"] and "bf16" not in images[1]["stability"]
     assert agg["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in images]))
     assert agg["codebook"]["num_images"] == 4 and agg["codebook"]["usage_curve"][-1][0] == 4
     ood = agg["ood"]
     assert ood["ood_set"]["num_images"] >= 150
-    assert set(ood["detection"]) == {"all", "text", "diagram", "screenshot", "face", "texture", "noise_flat", "science"}
+    assert set(ood["detection"]) == {"all", "text", "diagram", "screenshot", "face", "texture", "noise_flat", "science",
+                                     "zoomed_in", "tiled", "low_light", "noisy", "jpeg", "blurred"}
     data_scores = [im["ood_score"]["score"] for im in images]
     ood_scores = {name: s["score"] for name, s in ood["ood_set"]["scores"].items()}
     for category, figures in ood["detection"].items():
