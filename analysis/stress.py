@@ -144,7 +144,7 @@ class SetStress:
     scale: list[BandPoint]
     shift: list[BandPoint]
     corruption: list[BandPoint]
-    quantization: dict  # psnr_quantized, psnr_continuous, rounding_gain: Band
+    quantization: dict  # psnr_quantized, psnr_continuous, rounding_loss (continuous - quantized): Band
     token_noise: list[BandPoint]
     images: list[ImageStress]
 
