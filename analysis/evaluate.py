@@ -7,8 +7,8 @@
 PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with mode
 "resize", as at inference. Writes to DIR (default ``runs/evaluate``):
 - ``results.json``: ``"images"`` (per image: name, psnr, ssim, expected_psnr and psnr_residual
-  (``analysis.complexity``: the PSNR a photo this detailed gets, and actual minus it), ood_score (``OODScore.to_json``:
-  ``score``, features, percentiles, verdict), rate, stability) and ``"aggregate"`` (means,
+  (``analysis.complexity``: the PSNR a photo this detailed gets, and actual minus it),
+  ood_score (``OODScore.to_json``: ``score``, features, percentiles, verdict), rate, stability) and ``"aggregate"`` (means,
   codebook statistics, the JPEG comparison, timing, and ``ood``: the OOD score and verdicts of
   the data and of the OOD set; ``detection``, overall and per OOD category, the AUROC and the
   FPR at 95% TPR of the combined score and of the histogram KL alone, the data being the
