@@ -229,6 +229,8 @@ def test_browser_dataset_tab_shows_the_sample_grid_when_opened_and_resorts_it(se
         try:
             page.get_by_role("tab", name="Dataset").click()  # no button: opening the tab evaluates
             expect(page.locator(".qk-card")).to_contain_text("80 images from", timeout=120_000)
+            expect(page.locator(".qk-card")).to_contain_text("The grid shows the 16 worst or best of all 80 images")
+            expect(page.locator("body")).not_to_contain_text("split test")  # a folder has no splits
             grid = page.locator(".framed").filter(has_text="16 images").locator("img")
             expect(grid).to_have_js_property("naturalWidth", 16 * 96 + 15 * GAP)
             worst_first = grid.get_attribute("src")
