@@ -1,7 +1,7 @@
 """Codebook statistics over FSQ token ids: counts, usage, entropy, level histograms.
 
 An accumulator in the style of TiTok's evaluator (``reset()``, ``update(indices)``,
-``result()``). It keeps a float64 histogram of the 15,360 ids and the usage curve (codes
+``result()``). It keeps a float64 histogram of the ``prod(levels)`` ids (15,360 for QKVAE-1m) and the usage curve (codes
 seen against images seen); everything else is derived from the histogram in ``result()``.
 Ids decompose into one integer level per FSQ dimension with ``qkvae.fsq.indices_to_digits``.
 """
@@ -13,10 +13,7 @@ import numpy as np
 import torch
 
 from qkvae import fsq
-from qkvae.model import QKVAEConfig
 
-DEFAULT_LEVELS = QKVAEConfig().levels
-TOKENS_PER_IMAGE = QKVAEConfig().num_tokens  # 2,304
 TOP_K = 10
 
 
@@ -35,7 +32,7 @@ def code_counts(indices, codebook_size: int) -> np.ndarray:
     return np.bincount(ids, minlength=codebook_size)
 
 
-def level_histograms(indices, levels=DEFAULT_LEVELS, weights=None) -> list[np.ndarray]:
+def level_histograms(indices, levels, weights=None) -> list[np.ndarray]:
     """Per FSQ dimension, how many tokens sit at each level: a list of D arrays of length levels[d].
 
     With ``weights`` (one per id in ``indices``), each id counts ``weights`` times, which turns a
@@ -88,15 +85,14 @@ class CodebookStats:
     ``tokens_per_image`` ids count as one image for the usage curve.
     """
 
-    def __init__(self, levels=DEFAULT_LEVELS, tokens_per_image: int = TOKENS_PER_IMAGE):
+    def __init__(self, levels, tokens_per_image: int):
         self.levels = tuple(levels)
         self.codebook_size = math.prod(self.levels)
         self.tokens_per_image = tokens_per_image
         self.reset()
 
     @classmethod
-    def from_state(cls, counts, usage_curve, levels=DEFAULT_LEVELS,
-                   tokens_per_image: int = TOKENS_PER_IMAGE) -> "CodebookStats":
+    def from_state(cls, counts, usage_curve, levels, tokens_per_image: int) -> "CodebookStats":
         """Stats restored from a saved ``counts`` and ``usage_curve`` (a cached pass over a set),
         ready for ``result`` or more ``update``s."""
         stats = cls(levels, tokens_per_image)

@@ -50,8 +50,8 @@ def upscale_nearest(rgb: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
 
 
-def token_heatmap(indices, codebook_size: int = 15360) -> np.ndarray:
-    """The ids of one image as a square colour grid: (48, 48, 3)."""
+def token_heatmap(indices, codebook_size: int) -> np.ndarray:
+    """The ids of one image as a square colour grid: (grid, grid, 3), coloured over 0..codebook_size-1."""
     ids = as_indices(indices)
     side = math.isqrt(ids.size)
     return colorize(ids.reshape(side, side), TOKEN_CMAP, 0, codebook_size - 1)
@@ -69,19 +69,26 @@ def ood_map_heatmap(ood_map) -> np.ndarray:
     return colorize(ood_map, OOD_MAP_CMAP, MAP_VMIN, MAP_VMAX)
 
 
+def image_rows(rows, labels) -> np.ndarray:
+    """Rows of equally sized uint8 images, one column per image, each column labelled with
+    ``labels[i]`` under the last row: uint8 (k * h + (k - 1) gaps + label band, n * w + gaps, 3)."""
+    rows = [[np.asarray(im) for im in row] for row in rows]
+    n, (h, w) = len(rows[0]), rows[0][0].shape[:2]
+    height = len(rows) * (h + GAP) - GAP
+    grid = Image.new("RGB", (n * w + (n - 1) * GAP, height + LABEL_HEIGHT), "white")
+    draw, font = ImageDraw.Draw(grid), ImageFont.load_default(LABEL_FONT_SIZE)
+    for i, label in enumerate(labels):
+        x = i * (w + GAP)
+        for r, row in enumerate(rows):
+            grid.paste(Image.fromarray(row[i]), (x, r * (h + GAP)))
+        draw.text((x + (w - draw.textlength(label, font=font)) / 2, height + 1), label, fill="black", font=font)
+    return np.asarray(grid)
+
+
 def sample_grid(originals, reconstructions, psnrs) -> np.ndarray:
     """Originals in the top row, their reconstructions under them, each column labelled with its
-    PSNR: uint8 (2 * h + label band, n * w with gaps, 3)."""
-    n, h, w = len(originals), *np.asarray(originals[0]).shape[:2]
-    grid = Image.new("RGB", (n * w + (n - 1) * GAP, 2 * h + GAP + LABEL_HEIGHT), "white")
-    draw, font = ImageDraw.Draw(grid), ImageFont.load_default(LABEL_FONT_SIZE)
-    for i, (original, reconstruction, p) in enumerate(zip(originals, reconstructions, psnrs, strict=True)):
-        x = i * (w + GAP)
-        grid.paste(Image.fromarray(np.asarray(original)), (x, 0))
-        grid.paste(Image.fromarray(np.asarray(reconstruction)), (x, h + GAP))
-        label = f"{p:.2f} dB"
-        draw.text((x + (w - draw.textlength(label, font=font)) / 2, 2 * h + GAP + 1), label, fill="black", font=font)
-    return np.asarray(grid)
+    PSNR: uint8 (2 * h + gap + label band, n * w with gaps, 3)."""
+    return image_rows([originals, reconstructions], [f"{p:.2f} dB" for p in psnrs])
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -115,7 +122,7 @@ def level_histograms_figure(level_hists, levels) -> Figure:
     return fig
 
 
-def usage_curve_figure(usage_curve, codebook_size: int = 15360) -> Figure:
+def usage_curve_figure(usage_curve, codebook_size: int) -> Figure:
     """Distinct codes seen against images seen."""
     images, codes = np.asarray(usage_curve, dtype=np.float64).reshape(-1, 2).T
     fig = _figure(4.5, 3.2)
@@ -184,3 +191,84 @@ def loss_curve(records: list[dict], done: int, total: int) -> Figure:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return fig
+
+
+def psnr_scatter(psnr_a, psnr_b, name_a: str = "A", name_b: str = "B") -> Figure:
+    """Each image's PSNR under checkpoint B against under A, with the diagonal (equal quality)."""
+    a, b = np.asarray(psnr_a, dtype=np.float64), np.asarray(psnr_b, dtype=np.float64)
+    lo, hi = float(min(a.min(), b.min())) - 0.5, float(max(a.max(), b.max())) + 0.5
+    fig = _figure(4.5, 4.2)
+    ax = fig.subplots()
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")
+    ax.scatter(a, b, s=10, alpha=0.7)
+    ax.set(xlabel=f"PSNR {name_a} (dB)", ylabel=f"PSNR {name_b} (dB)", xlim=(lo, hi), ylim=(lo, hi),
+           title=f"B above the diagonal on {np.mean(b > a):.0%} of {len(a)} images")
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _banded(ax, x, points: list[dict], measure: str, label=None, **kw) -> None:
+    """A median line with its interquartile band, from ``analysis.stress`` aggregate points."""
+    med = [p[measure]["median"] for p in points]
+    line, = ax.plot(x, med, "o-", ms=3, label=label, **kw)
+    ax.fill_between(x, [p[measure]["q25"] for p in points], [p[measure]["q75"] for p in points],
+                    color=line.get_color(), alpha=0.2, lw=0)
+
+
+def stress_figures(summary: dict) -> dict[str, Figure]:
+    """The stress suite's set curves (``SetStress.to_json()``): one figure per family, medians
+    with interquartile bands; for one image the bands are its own values."""
+    n = summary["num_images"]
+    figs = {}
+    fig = _figure(8, 3.2)
+    for ax, measure, unit in zip(fig.subplots(1, 2), ("psnr", "ssim"), ("PSNR (dB)", "SSIM"), strict=True):
+        scales = [p["scale"] for p in summary["scale"]]
+        _banded(ax, scales, summary["scale"], measure)
+        ax.set(xscale="log", xticks=scales, xticklabels=[f"{s:g}x" for s in scales], xlabel="scale (<1 tiled, >1 zoomed in)",
+               ylabel=unit)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"scale, {n} images")
+    figs["scale"] = fig
+    fig = _figure(5, 3.2)
+    ax = fig.subplots()
+    _banded(ax, [p["pixels"] for p in summary["shift"]], summary["shift"], "agreement")
+    ax.set(xlabel="shift (pixels; 2 px = 1 token)", ylabel="tokens equal after undoing the shift", ylim=(0, 1.02),
+           title=f"shift, {n} images")
+    ax.grid(alpha=0.3)
+    figs["shift"] = fig
+    fig = _figure(10, 3.4)
+    psnr_ax, changed_ax = fig.subplots(1, 2)
+    names = list(dict.fromkeys(p["corruption"] for p in summary["corruption"]))
+    colours = matplotlib.colormaps["tab10"]
+    for k, name in enumerate(names):
+        points = [p for p in summary["corruption"] if p["corruption"] == name]
+        x = [p["severity"] for p in points]
+        psnr_ax.plot(x, [p["psnr"]["median"] for p in points], "o-", ms=3, color=colours(k), label=name)
+        changed_ax.plot(x, [p["tokens_changed"]["median"] for p in points], "o-", ms=3, color=colours(k))
+    psnr_ax.set(xlabel="severity", ylabel="PSNR against the corrupted input (dB)", xticks=range(1, 6))
+    changed_ax.set(xlabel="severity", ylabel="share of tokens changed", ylim=(0, 1), xticks=range(1, 6))
+    psnr_ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"corruptions (ImageNet-C severities), medians over {n} images")
+    figs["corruption"] = fig
+    fig = _figure(5, 3.2)
+    ax = fig.subplots()
+    continuous = [im["quantization"]["psnr_continuous"] for im in summary["images"]]
+    quantized = [im["quantization"]["psnr_quantized"] for im in summary["images"]]
+    ax.plot(continuous, quantized, "o", ms=3)
+    lo, hi = min(continuous + quantized), max(continuous + quantized)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set(xlabel="PSNR, continuous latent decoded (dB)", ylabel="PSNR, ids decoded (dB)",
+           title="quantization against capacity")
+    ax.grid(alpha=0.3)
+    figs["quantization"] = fig
+    fig = _figure(5, 3.2)
+    ax = fig.subplots()
+    for kind, label in (("digit", "one digit moved by ±1"), ("random", "id replaced at random")):
+        points = [p for p in summary["token_noise"] if p["kind"] == kind]
+        _banded(ax, [100 * p["fraction"] for p in points], points, "psnr", label=label)
+    ax.set(xscale="log", xlabel="tokens hit (%)", ylabel="PSNR against the input (dB)", title=f"token noise, {n} images")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    figs["token_noise"] = fig
+    return figs

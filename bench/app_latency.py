@@ -67,7 +67,7 @@ def stages(app, image: str, runs: int) -> dict[str, list[float]]:
         "analyze_image (model, metrics, JPEG, codebook, OOD score and map)": timed(
             lambda: analyze_image(model, x, reference, stability=False), runs),
         "maps (token, error, OOD)": timed(lambda: (
-            plots.token_heatmap(r.indices), plots.error_heatmap(r.token_error),
+            plots.token_heatmap(r.indices, model.config.codebook_size), plots.error_heatmap(r.token_error),
             plots.ood_map_heatmap(r.ood_map) if r.ood_map is not None else None), runs),
         "panels + chart tables": timed(lambda: (
             panels.ood_html(r.summary.ood_score, app.studio.thresholds), panels.rate_html(r),

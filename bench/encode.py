@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 import qkvae.model
+from qkvae.flops import flops_per_image
 from qkvae.model import MEMORY_FORMAT, QKVAE
 from qkvae.train import native_bf16
 
-from bench.inference import (MATMUL_SIZE, PRECISIONS, add_run_options, apply_run_options, conv_flops,
-                             interleaved_medians, under_precision, write_json)
+from bench.inference import (MATMUL_SIZE, PRECISIONS, add_run_options, apply_run_options, interleaved_medians,
+                             under_precision, write_json)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def run(batch: int, chunks: list[int], before: str | None, repeats: int, clock=t
     torch.manual_seed(0)
     model = QKVAE().to(memory_format=MEMORY_FORMAT).eval()
     x = torch.rand(batch, 3, 96, 96) * 2 - 1
-    flops = conv_flops(model.encoder, x[:1]) * batch
+    flops = flops_per_image(model).encode * batch
     encoders = {}
     if before:
         old = model_at(before, model.state_dict())

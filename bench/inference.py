@@ -1,6 +1,6 @@
-"""Inference throughput of QKVAE-1m against this machine's dense matmul rate at each precision.
+"""Inference throughput of a QKVAE against this machine's dense matmul rate at each precision.
 
-    python -m bench.inference [--device cpu] [--threads N] [--cpu-time] [--repeats 5] [--json out.json]
+    python -m bench.inference [--weights W] [--device cpu] [--threads N] [--cpu-time] [--repeats 5] [--json out.json]
 
 Times encode, decode and both, at batch 1 and 64, in fp32 and under bf16 autocast, and reports
 images/s, the achieved GFLOP/s and that rate as a fraction of a 2048x2048 matmul *of the same
@@ -8,22 +8,25 @@ precision* (fp32 against an fp32 matmul, bf16 against a bf16 one), all measured 
 Every round times each case once, in turn, so that a busy shared machine slows all of them
 alike; the times are medians over ``--repeats`` rounds after a warm-up round. FLOPs are counted
 from the convolutions (2 x MACs); norms and activations are left out, so the fractions are a
-slight underestimate.
+slight underestimate (``qkvae.flops``). ``--weights`` times any checkpoint (a folder, file or
+``hf://`` reference, so any config); without it, a random-init QKVAE-1m (speed does not depend
+on the weights' values).
 """
 
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 
 from qkvae import QKVAE
+from qkvae.flops import flops_per_image
 from qkvae.model import MEMORY_FORMAT
 from qkvae.train import native_bf16
-from qkvae.weights import default_device
+from qkvae.weights import WeightsError, default_device, load_qkvae
 
 BATCHES = (1, 64)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -40,23 +43,6 @@ class Row:
     images_per_s: float
     gflops: float
     fraction_of_matmul: float  # of the matmul rate at the same precision
-
-
-def conv_flops(module: nn.Module, x: torch.Tensor) -> int:
-    """2 x multiply-accumulates of every Conv2d in ``module`` for input ``x``."""
-    total = 0
-
-    def hook(conv, _, out):
-        nonlocal total
-        k = conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels // conv.groups
-        total += 2 * out.numel() * k
-
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        module(x)
-    for h in handles:
-        h.remove()
-    return total
 
 
 def sync(device: torch.device) -> None:
@@ -86,23 +72,44 @@ def under_precision(fn, device: torch.device, dtype: torch.dtype):
     return run
 
 
+def encode_images_per_s(models: dict, repeats: int, batch: int = 64, clock=time.perf_counter) -> dict:
+    """fp32 encode images/s of each model in ``models`` (name -> QKVAE), at ``batch``, timed in
+    interleaved rounds (medians), so that a busy machine slows all of them alike."""
+    cases = {}
+    for name, model in models.items():
+        x = random_images(model, batch)
+        cases[name] = lambda model=model, x=x: model.encode(x)
+    device = next(iter(models.values())).device
+    return {name: batch / s for name, s in interleaved_medians(cases, device, repeats, clock).items()}
+
+
 def row_markdown(r: Row) -> str:
     return (f"| {r.precision} | {r.batch} | {r.op} | {r.seconds:.4f} | {r.images_per_s:.1f} | "
             f"{r.gflops:.1f} | {100 * r.fraction_of_matmul:.0f}% |")
 
 
-def run(device: torch.device, repeats: int, clock=time.perf_counter) -> dict:
-    model = QKVAE().to(device, memory_format=MEMORY_FORMAT).eval()  # as load_qkvae() does
-    x1 = torch.zeros(1, 3, 96, 96, device=device)
-    flops = {"encode": conv_flops(model.encoder, x1),
-             "decode": conv_flops(model.decoder, model.quantize(x1))}
-    flops["both"] = flops["encode"] + flops["decode"]
+def bench_model(weights: str | None, device: torch.device) -> QKVAE:
+    """The checkpoint at ``weights``, or a random-init QKVAE-1m laid out as ``load_qkvae`` lays it out."""
+    if weights is not None:
+        return load_qkvae(weights, device)
+    return QKVAE().to(device, memory_format=MEMORY_FORMAT).eval()
+
+
+def random_images(model: QKVAE, batch: int) -> torch.Tensor:
+    s = model.config.image_size
+    return torch.rand(batch, model.config.in_channels, s, s, device=model.device) * 2 - 1
+
+
+def run(device: torch.device, repeats: int, clock=time.perf_counter, weights: str | None = None) -> dict:
+    model = bench_model(weights, device)
+    counted = flops_per_image(model)
+    flops = {"encode": counted.encode, "decode": counted.decode, "both": counted.both}
     cases = {}
     for precision, dtype in PRECISIONS.items():
         a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=dtype) for _ in range(2))
         cases[precision, "matmul"] = lambda a=a, b=b: a @ b
         for batch in BATCHES:
-            x = torch.rand(batch, 3, 96, 96, device=device) * 2 - 1
+            x = random_images(model, batch)
             ids = model.encode(x)
             ops = {"encode": lambda x=x: model.encode(x), "decode": lambda ids=ids: model.decode(ids),
                    "both": lambda x=x: model.decode(model.encode(x))}
@@ -117,7 +124,8 @@ def run(device: torch.device, repeats: int, clock=time.perf_counter) -> dict:
                 s = seconds[precision, batch, op]
                 rate = flops[op] * batch / s
                 rows.append(Row(precision, batch, op, s, batch / s, rate / 1e9, rate / matmul[precision]))
-    return {"device": str(device), "threads": torch.get_num_threads(), "native_bf16": native_bf16(device),
+    return {"weights": weights or "random-init QKVAE-1m", "config": model.config.to_dict(),
+            "device": str(device), "threads": torch.get_num_threads(), "native_bf16": native_bf16(device),
             "clock": "cpu time" if clock is time.process_time else "wall", "repeats": repeats,
             "matmul_gflops": {p: r / 1e9 for p, r in matmul.items()},
             "gflops_per_image": {k: v / 1e9 for k, v in flops.items()}, "rows": [asdict(r) for r in rows]}
@@ -126,7 +134,7 @@ def run(device: torch.device, repeats: int, clock=time.perf_counter) -> dict:
 def markdown(result: dict) -> str:
     rows = [Row(**r) for r in result["rows"]]
     mm = result["matmul_gflops"]
-    lines = [f"device={result['device']} threads={result['threads']} native bf16={result['native_bf16']} "
+    lines = [f"weights={result['weights']} device={result['device']} threads={result['threads']} native bf16={result['native_bf16']} "
              f"clock={result['clock']}, median of {result['repeats']} interleaved rounds",
              f"{MATMUL_SIZE}x{MATMUL_SIZE} matmul: " + ", ".join(f"{p} {r:.1f} GFLOP/s" for p, r in mm.items())
              + f" (bf16/fp32 {mm['bf16'] / mm['fp32']:.2f}x); GFLOP per image: "
@@ -167,6 +175,8 @@ def write_json(path: str | None, results) -> None:
 def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n")[0])
     p.add_argument("--device", default=None, help="default: cuda when available, and cpu")
+    p.add_argument("--weights", default=None, help="a checkpoint: folder, .safetensors file or hf://OWNER/NAME "
+                                                   "(default: a random-init QKVAE-1m)")
     add_run_options(p)
     return p.parse_args(argv)
 
@@ -175,7 +185,11 @@ def main(argv=None) -> None:
     args = setup_args(argv)
     clock = apply_run_options(args)
     devices = [torch.device(args.device)] if args.device else sorted({torch.device("cpu"), default_device()}, key=str)
-    results = [run(d, args.repeats, clock) for d in devices]
+    try:
+        results = [run(d, args.repeats, clock, args.weights) for d in devices]
+    except WeightsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     for r in results:
         print(markdown(r), end="\n\n")
     write_json(args.json, results)

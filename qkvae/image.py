@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from qkvae.atomic import atomic_path
+
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
 RESIZE_MODES = ("resize", "center_crop", "pad")
 PAD_VALUE = (128, 128, 128)  # mid-grey, i.e. 0 in [-1, 1]
@@ -128,6 +130,15 @@ def fit(im: Image.Image, size: int = 96, mode: str = "resize") -> Image.Image:
     return im.resize((size, size), Image.Resampling.BICUBIC)
 
 
+def fit_rgb(rgb: np.ndarray, size: int = 96, mode: str = "resize") -> np.ndarray:
+    """A decoded uint8 (H, W, 3) image fit to ``size`` x ``size`` with ``mode`` (``fit``), the one
+    way every set of images is prepared. An image already that size is returned as it is, which is
+    what ``fit`` gives for it in every mode (tested), without the round trip through PIL."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"mode must be one of {RESIZE_MODES}, not {mode!r}")
+    return rgb if rgb.shape[:2] == (size, size) else np.asarray(fit(open_rgb(rgb), size, mode))
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
     x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).float().div(127.5).sub(1.0)
@@ -148,4 +159,5 @@ def load_image(src, size: int = 96, mode: str = "resize") -> torch.Tensor:
 def save_png(x, path) -> None:
     """Save a (3, H, W) tensor in [-1, 1] or a uint8 (H, W, 3) array as a PNG."""
     rgb = to_uint8(x) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.uint8)
-    Image.fromarray(rgb).save(path, format="PNG")
+    with atomic_path(path) as staging:
+        Image.fromarray(rgb).save(staging, format="PNG")

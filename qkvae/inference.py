@@ -25,9 +25,9 @@ def setup_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m qkvae.inference", description=__doc__.split("\n")[0])
     p.add_argument("paths", nargs="+", metavar="IMAGE [WEIGHTS] OUT",
                    help="input image (omitted with --decode), optional weights, output PNG")
-    p.add_argument("--tokens", metavar="FILE", help="also write the 2,304 ids (.npy or .json)")
+    p.add_argument("--tokens", metavar="FILE", help="also write the ids (.npy or .json)")
     p.add_argument("--decode", metavar="FILE", help="decode ids from a .npy or .json file, or SHARD.parquet:ROW")
-    p.add_argument("--mode", choices=RESIZE_MODES, default="resize", help="how to fit the image to 96x96")
+    p.add_argument("--mode", choices=RESIZE_MODES, default="resize", help="how to fit the image to the model's square")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     args = p.parse_args(argv)
     needed = (1, 2) if args.decode else (2, 3)
@@ -46,14 +46,14 @@ def run(args: argparse.Namespace) -> str:
     model = load_qkvae(args.weights, device=args.device)
     c = model.config
     if args.decode:
-        indices = torch.from_numpy(load_tokens(args.decode))
+        indices = torch.from_numpy(load_tokens(args.decode, c))
         save_png(model.decode(indices.unsqueeze(0))[0], args.out)
         return f"tokens={args.decode} size={c.image_size} tokens={c.num_tokens} codebook={c.codebook_size} -> {args.out}"
     x = load_image(args.image, size=c.image_size, mode=args.mode)
     indices, x_hat = reconstruct(model, x)
     save_png(x_hat, args.out)
     if args.tokens:
-        save_tokens(indices.numpy(), args.tokens)
+        save_tokens(indices.numpy(), args.tokens, c)
     return (f"image={args.image} size={c.image_size} tokens={c.num_tokens} codebook={c.codebook_size} "
             f"psnr={reconstruction_psnr(x, x_hat):.2f}dB -> {args.out}")
 

@@ -1,11 +1,13 @@
 """Token ids on disk and for language models: validation, .npy/.json files, token shards, LM sequences.
 
-A token file holds the 2,304 ids of one image, row-major over the 48x48 grid, as a ``.npy``
-array (any integer dtype, shape (2304,) or (48, 48)) or a ``.json`` list (flat or nested).
+A token file holds the ids of one image (``config.num_tokens``: 2,304 for QKVAE-1m), row-major
+over the square grid, as a ``.npy`` array (any integer dtype, flat or (grid, grid)) or a ``.json``
+list (flat or nested). Every function takes the ``QKVAEConfig`` the ids belong to (default: QKVAE-1m's).
 ``load_tokens`` also reads one row of a token shard, written ``shard-00003.parquet:17``.
 ``read_shards`` reads a folder of shards (``python -m qkvae.tokenize``) back, whole or in batches.
 """
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qkvae.atomic import atomic_write
 from qkvae.model import QKVAEConfig
 
 SPECIAL_TOKENS = ("<img_start>", "<img_end>", "<img_newrow>")
@@ -27,7 +30,8 @@ def validate_indices(ids, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
     """Check ids and return them as int64 (grid, grid); raises ``TokenError`` saying what is wrong."""
     a = np.asarray(ids)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise TokenError(f"token ids must be a flat or 48x48 array of integers, got dtype {a.dtype}")
+        raise TokenError(f"token ids must be a flat or {config.grid_size}x{config.grid_size} array of integers, "
+                         f"got dtype {a.dtype}")
     if np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
             raise TokenError("token ids must be whole numbers")
@@ -44,15 +48,15 @@ def validate_indices(ids, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
     return a
 
 
-def save_tokens(indices, path) -> Path:
-    """Write the ids of one image as .npy (int64, 48x48) or .json (48 lists of 48 ints)."""
-    a, path = validate_indices(indices), Path(path)
+def save_tokens(indices, path, config: QKVAEConfig = QKVAEConfig()) -> Path:
+    """Write the ids of one image as .npy (int64, (grid, grid)) or .json (one list per grid row)."""
+    a, path = validate_indices(indices, config), Path(path)
     _check_suffix(path)
     if path.suffix == ".npy":
-        np.save(path, a)
-    else:
-        path.write_text(json.dumps(a.tolist()) + "\n")
-    return path
+        buffer = io.BytesIO()
+        np.save(buffer, a)
+        return atomic_write(path, buffer.getvalue())
+    return atomic_write(path, json.dumps(a.tolist()) + "\n")
 
 
 def _check_suffix(path: Path) -> None:
@@ -60,12 +64,12 @@ def _check_suffix(path: Path) -> None:
         raise TokenError(f"token files end in {' or '.join(TOKEN_SUFFIXES)}, not {path.suffix or 'nothing'}")
 
 
-def load_tokens(path) -> np.ndarray:
+def load_tokens(path, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
     """Read and validate a token file, or row ``R`` of a shard given as ``SHARD.parquet:R``;
-    returns int64 (48, 48)."""
+    returns int64 (grid, grid)."""
     shard, sep, row = str(path).rpartition(":")
     if sep and shard.endswith(".parquet"):
-        return validate_indices(shard_row(shard, row))
+        return validate_indices(shard_row(shard, row), config)
     path = Path(path)
     if not path.is_file():
         raise TokenError(f"no such token file: {path}")
@@ -75,11 +79,12 @@ def load_tokens(path) -> np.ndarray:
     except (ValueError, OSError, UnicodeDecodeError) as e:
         raise TokenError(f"{path.name} is not a readable {path.suffix} token file ({e})") from None
     try:
-        return validate_indices(ids)
+        return validate_indices(ids, config)
     except TokenError:
         raise
     except (TypeError, ValueError) as e:
-        raise TokenError(f"{path.name} does not hold a flat or 48x48 list of ids ({e})") from None
+        raise TokenError(f"{path.name} does not hold a flat or {config.grid_size}x{config.grid_size} "
+                         f"list of ids ({e})") from None
 
 
 def lm_vocab(base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> dict[str, int]:
@@ -96,13 +101,13 @@ def lm_vocab(base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> dict[
 
 
 def lm_sequence(indices, base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
-    """``<img_start>``, each row of 48 offset ids followed by ``<img_newrow>``, then ``<img_end>``."""
+    """``<img_start>``, each grid row of offset ids followed by ``<img_newrow>``, then ``<img_end>``."""
     return lm_sequences(validate_indices(indices, config)[None], base_vocab_size, config)[0]
 
 
 def lm_sequences(ids: np.ndarray, base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
-    """The LM sequences of a batch of images: ids (B, 2304) or (B, 48, 48), already in range ->
-    int64 (B, 2 + 48 * 49), each as ``lm_sequence`` builds it."""
+    """The LM sequences of a batch of images: ids (B, num_tokens) or (B, grid, grid), already in
+    range -> int64 (B, 2 + grid * (grid + 1)), each as ``lm_sequence`` builds it."""
     g = config.grid_size
     grid = np.asarray(ids, dtype=np.int64).reshape(len(ids), g, g)
     v = lm_vocab(base_vocab_size, config)
@@ -116,7 +121,7 @@ class TokenShards:
     """Rows of token shards: the whole folder from ``read_shards``, or one batch of it."""
 
     image_ids: list[str]
-    tokens: np.ndarray  # uint16 (N, 2304), row-major over the 48x48 grid
+    tokens: np.ndarray  # uint16 (N, num_tokens), row-major over the grid
     labels: list[int] | None  # None when the source had no labels
     metadata: dict[str, str]  # the shards' key-value metadata (weights, levels, mode, ...)
 
@@ -164,7 +169,7 @@ def iter_shards(folder, batch_size: int = 4096) -> Iterator[TokenShards]:
 
 def read_shards(folder, batch_size: int | None = None) -> "TokenShards | Iterator[TokenShards]":
     """The ids of a folder of token shards (or one shard file): all rows as one ``TokenShards``
-    with ``tokens`` uint16 (N, 2304), or, with ``batch_size``, an iterator of batches for data
+    with ``tokens`` uint16 (N, num_tokens), or, with ``batch_size``, an iterator of batches for data
     that does not fit in memory."""
     if batch_size is not None:
         return iter_shards(folder, batch_size)
@@ -177,7 +182,7 @@ def read_shards(folder, batch_size: int | None = None) -> "TokenShards | Iterato
 
 
 def shard_row(path, row) -> np.ndarray:
-    """The ids of row ``row`` (0-based, int or digits) of one shard file: uint16 (2304,)."""
+    """The ids of row ``row`` (0-based, int or digits) of one shard file: uint16 (num_tokens,)."""
     import pyarrow.parquet as pq
 
     path = Path(path)

@@ -11,9 +11,9 @@ whole, with an ``UploadError``, before any decoding: too many images, too many b
 pixels to decode (``MAX_RUN_MEGAPIXELS``, summed from the images' headers). Archive members are
 read in memory, never extracted to disk, and never more bytes than the archive declares.
 
-``explore`` reconstructs the images a chunk at a time (``qkvae.pipeline.reconstruct_set``, in
-batches, or its GPU call in ``qkvae_app.gpu``) and summarizes each with
-``analysis.report.image_summary`` (OOD score and verdict included), into an ``Exploration``: a
+``explore`` runs the model's pass over the upload a chunk at a time (``qkvae.stream``, through
+``qkvae.pipeline.reconstruct_set`` or its GPU call in ``qkvae_app.gpu``) and adds to each row
+``analysis.report.image_summary``'s rate and OOD score and verdict, into an ``Exploration``: a
 table, the worst images, and CSV and JSON files (the JSON's ``images`` entries are those of
 results.json, without ``stability``, which would cost another encoding pass).
 """
@@ -30,11 +30,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from analysis.evaluate import describe, jsonable
+from analysis.figures import describe, jsonable
 from analysis.report import ImageSummary
 from qkvae.image import MAX_PIXELS, ImageError, image_pixels, open_rgb
-from qkvae.pipeline import FittedImages, SetReconstruction, load_fitted
-from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped
+from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped, SourceError
+from qkvae.stream import FittedImages, ReconstructedImage, SetReconstruction, read_chunks
 from qkvae_app import files
 
 MAX_IMAGES = 500  # images in one upload, loose files and archive members together
@@ -301,7 +301,7 @@ class Exploration:
         PSNR and SSIM spread in ``aggregate``."""
         return jsonable({
             "images": self.images,
-            "skipped": [vars(s) for s in self.skipped],
+            "skipped": [s.to_json() for s in self.skipped],
             "aggregate": {"num_images": len(self.images), "psnr": describe([r.psnr for r in self.rows]),
                           "ssim": describe([r.ssim for r in self.rows])},
         })
@@ -330,35 +330,35 @@ Progress = Callable[[float, str], None]  # (fraction done, what is running), e.g
 
 
 def explore(paths, reconstruct: Callable[[FittedImages], SetReconstruction],
-            summarize: Callable[[np.ndarray, np.ndarray, np.ndarray], ImageSummary], size: int = 96,
+            summarize: Callable[[ReconstructedImage], ImageSummary], size: int = 96,
             mode: str = "resize", progress: Progress | None = None) -> Exploration:
     """Reconstruct and score every image of the upload ``paths`` (see ``open_uploads``), fit to
     ``size`` x ``size`` with ``mode``.
 
-    ``reconstruct`` runs the model: ``reconstruct_set`` with the model, or
-    ``qkvae_app.gpu.reconstruct_images`` (a GPU call on ZeroGPU); it is called once per
-    ``CHUNK`` images, and ``progress`` hears before each call. ``summarize(original,
-    reconstruction, indices)`` is ``analysis.report.image_summary`` with the OOD reference (and
-    config) bound. Raises ``UploadError`` for a refused upload, ``qkvae.SourceError`` when no
-    image could be decoded.
+    The upload is read ``CHUNK`` images at a time (``qkvae.stream.read_chunks``) and each chunk
+    goes to ``reconstruct``, which runs the model: ``reconstruct_set`` with the model, or
+    ``qkvae_app.gpu.reconstruct_images`` (a GPU call on ZeroGPU); ``progress`` hears before each
+    call. ``summarize(row)`` is ``analysis.report.image_summary`` with the OOD reference (and
+    config) bound: it adds the rate and OOD score to the row's PSNR and SSIM. Raises
+    ``UploadError`` for a refused upload, ``qkvae.SourceError`` when no image could be decoded.
     """
     report = progress if progress is not None else (lambda fraction, desc: None)  # a gr.Progress is falsy
     source = open_uploads(paths)
-    report(0.0, f"decoding {len(source)} images")
+    n, rows, images, done = len(source), [], [], []
     try:
-        fitted = load_fitted(source, size, mode)
+        for fitted in read_chunks(source, CHUNK, size, mode):
+            report(fitted.chunk.start / n, f"reconstructing: {fitted.chunk.start} of {n} images read")
+            done.append(reconstruct(fitted))
+            for row in done[-1].rows():
+                summary = summarize(row)
+                rows.append(Row(row.name, row.psnr, row.ssim, *ood_reading(summary)))
+                images.append({"name": row.name, **summary.to_json()})
     finally:
         source.close()
-    n, rows, images, done = len(fitted.names), [], [], []
-    for start in range(0, n, CHUNK):
-        part = slice(start, min(start + CHUNK, n))
-        report(start / n, f"reconstructed {start} of {n} images")
-        done.append(reconstruct(FittedImages(fitted.names[part], fitted.images[part], None, [])))
-        for name, original, reconstruction, indices in zip(
-                done[-1].names, done[-1].originals, done[-1].reconstructions, done[-1].indices, strict=True):
-            summary = summarize(original, reconstruction, indices)
-            rows.append(Row(name, float(summary.psnr), float(summary.ssim), *ood_reading(summary)))
-            images.append({"name": name, **summary.to_json()})
+    skipped = [s for d in done for s in d.skipped]
+    if not rows:
+        raise SourceError(f"none of the entries of {source.description} could be decoded"
+                          + (f" (first: {skipped[0].reason})" if skipped else ""))
     return Exploration(rows=rows, images=images, originals=np.concatenate([d.originals for d in done]),
                        reconstructions=np.concatenate([d.reconstructions for d in done]),
-                       skipped=fitted.skipped + source.unlisted)
+                       skipped=skipped + source.unlisted)

@@ -48,9 +48,9 @@ class ExploreTab:
     def __init__(self, studio: Studio):
         self.studio = studio
 
-    def summarize(self, original, reconstruction, indices):
+    def summarize(self, image):
         """``image_summary`` with the app's OOD reference: each explored image's scores."""
-        return image_summary(original, reconstruction, indices, self.studio.reference, self.studio.config)
+        return image_summary(image, self.studio.reference, self.studio.config)
 
     def explore_uploads(self, uploads, mode: str, worst_by: str, progress=gr.Progress()) -> ExploreView:
         """Many images (files and .zip archives) -> a summary, a sortable table, the worst images,

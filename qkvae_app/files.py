@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from qkvae.atomic import atomic_write
 from qkvae.tokens import lm_sequence, lm_vocab, save_tokens
 
 OUT_DIR = Path(tempfile.gettempdir()) / "qkvae-app"
@@ -109,7 +110,7 @@ def lm_file(grid: np.ndarray, base_vocab_size: int, stem: str) -> tuple[np.ndarr
     """The LM sequence and a JSON file holding it with its vocabulary layout (special-token ids)."""
     seq = lm_sequence(grid, base_vocab_size)
     path = _grid_folder(grid) / f"{stem}-lm-{base_vocab_size}.json"
-    path.write_text(json.dumps({**lm_vocab(base_vocab_size), "ids": seq.tolist()}) + "\n")
+    atomic_write(path, json.dumps({**lm_vocab(base_vocab_size), "ids": seq.tolist()}) + "\n")
     return seq, str(path)
 
 
@@ -126,9 +127,7 @@ def result_files(texts: dict[str, str]) -> tuple[str, ...]:
         try:
             os.utime(path)
         except FileNotFoundError:
-            with tempfile.NamedTemporaryFile("w", dir=where, prefix=".", delete=False) as staging:
-                staging.write(text)
-            os.replace(staging.name, path)
+            atomic_write(path, text)
     return tuple(map(str, paths))
 
 
@@ -150,11 +149,7 @@ def png_file(image: np.ndarray) -> str:
         return str(path)
     except FileNotFoundError:
         pass
-    fd, staging = tempfile.mkstemp(dir=png_dir, prefix=".", suffix=".png")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(staging, path)
-    return str(path)
+    return str(atomic_write(path, data))
 
 
 

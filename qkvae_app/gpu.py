@@ -24,7 +24,8 @@ from analysis.ood import OODReference
 from analysis.report import ImageReport, analyze_image
 from qkvae.image import to_uint8
 from qkvae.model import QKVAE
-from qkvae.pipeline import FittedImages, SetReconstruction, reconstruct_set
+from qkvae.pipeline import reconstruct_set
+from qkvae.stream import FittedImages, SetReconstruction
 
 _loaded: dict = {}  # "model": the QKVAE, "reference": its OOD reference or None
 

@@ -54,7 +54,7 @@ def status_html(model, model_error: str | None, reference_note: str) -> str:
     params = sum(p.numel() for p in model.parameters())
     return (
         f'<div class="qk-status">device <b>{escape(str(model.device))}</b> · weights '
-        f"<code>{escape(str(model.weights_path))}</code> · {params:,} parameters · {reference_note}</div>"
+        f"<code>{escape(str(model.weights_file.path))}</code> · {params:,} parameters · {reference_note}</div>"
     )
 
 

@@ -11,7 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from qkvae import QKVAE, save_qkvae
+from qkvae import QKVAE, QKVAEConfig, save_qkvae
+
+# A config unlike QKVAE-1m's in every field the tool must follow: width, depth and FSQ levels (so
+# the codebook size, 1,000, and the latent dimension, 4).
+TINY_CONFIG = QKVAEConfig(levels=(8, 5, 5, 5), channels=16, num_res_blocks=1)
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +28,13 @@ def model() -> QKVAE:
 def weights_dir(tmp_path_factory, model):
     """A folder holding model.safetensors + config.json of the seeded model."""
     return save_qkvae(model, tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_dir(tmp_path_factory):
+    """A folder holding model.safetensors + config.json of a seeded random-init ``TINY_CONFIG`` model."""
+    torch.manual_seed(1)
+    return save_qkvae(QKVAE(TINY_CONFIG).eval(), tmp_path_factory.mktemp("tiny-weights"))
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_heatmaps_use_fixed_scales():
     np.testing.assert_array_equal(m[1, 1], cmap_rgb(plots.OOD_MAP_CMAP, 0.0))
     np.testing.assert_array_equal(m[2, 2], m[0, 0])  # clipped: the same scale for every image
     np.testing.assert_array_equal(m[5, 5], cmap_rgb(plots.OOD_MAP_CMAP, 0.5))  # 0 bits: the middle colour
-    tokens = plots.token_heatmap(np.r_[0, np.full(2303, 15359)])
+    tokens = plots.token_heatmap(np.r_[0, np.full(2303, 15359)], 15360)
     assert tokens.shape == (48, 48, 3)
     np.testing.assert_array_equal(tokens[0, 0], cmap_rgb(plots.TOKEN_CMAP, 0.0))
     np.testing.assert_array_equal(tokens[47, 47], cmap_rgb(plots.TOKEN_CMAP, 1.0))
@@ -72,7 +72,7 @@ def test_figures_are_plain_figures():
     figs = [
         plots.codebook_histogram(counts),
         plots.level_histograms_figure(hists, (8, 8, 8, 6, 5)),
-        plots.usage_curve_figure([(1, 100), (2, 150)]),
+        plots.usage_curve_figure([(1, 100), (2, 150)], 15360),
         plots.rd_plot((3.48, 25.0, 0.8), [(1.0, 24.0, 0.7), (2.0, 28.0, 0.85)], qkvae_entropy_bpp=3.0),
         plots.ood_histogram([1, 2, 3], [4, 5], thresholds=(3.0, 3.5)),
     ]

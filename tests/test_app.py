@@ -77,7 +77,7 @@ def test_reconstruct_outputs(app, photo, model):
     assert view.psnr == round(psnr(view.model_input, expected), 2) and view.ssim == round(ssim(view.model_input, expected), 4)
     assert type(view.psnr) is float and type(view.ssim) is float  # numpy scalars reach API clients as strings
     grid = view.tokens["grid"]
-    np.testing.assert_array_equal(view.token_map[::10, ::10], plots.token_heatmap(grid))  # 10 pixels a token
+    np.testing.assert_array_equal(view.token_map[::10, ::10], plots.token_heatmap(grid, app.studio.config.codebook_size))  # 10 pixels a token
     reference = app.studio.reference
     score = reference.score(view.model_input, grid)
     np.testing.assert_array_equal(view.ood_map[::10, ::10],

@@ -15,9 +15,11 @@ from PIL import Image
 from analysis.reference import load_reference
 from analysis.report import image_summary
 from qkvae import SourceError
-from qkvae.image import ImageError, to_tensor
+from qkvae.image import to_tensor
 from qkvae.pipeline import reconstruct_set
+from qkvae.metrics import psnr, ssim
 from qkvae.sources import Skipped
+from qkvae.stream import ReconstructedImage
 from qkvae_app import explore
 from qkvae_app.explore import MAX_IMAGES, MAX_TOTAL_BYTES, MAX_ZIP_RATIO, UploadError, open_uploads
 
@@ -217,16 +219,19 @@ def test_mixed_upload_gives_rows_for_good_images_and_lists_the_bad(mixed):
     assert "not an image" in skipped["garbage.png"] and "truncated" in skipped["z/truncated.png"]
     assert result.originals.shape == result.reconstructions.shape == (5, 96, 96, 3)
     # garbage.png is skipped by its header, before decoding
-    assert heard == [(0.0, "decoding 6 images"), (0.0, "reconstructed 0 of 5 images"),
-                     (0.4, "reconstructed 2 of 5 images"), (0.8, "reconstructed 4 of 5 images")]
+    assert heard == [(k / 6, f"reconstructing: {k} of 6 images read") for k in (0, 2, 4)]
 
 
 def test_rows_hold_each_images_summary(mixed, model, ood):
     result, _ = mixed
     for i, row in enumerate(result.rows):
-        ids = model.encode(to_tensor(result.originals[i])[None])[0].numpy()
-        summary = _summarize(model, ood)(result.originals[i], result.reconstructions[i], ids)
-        assert row.psnr == pytest.approx(summary.psnr) and row.ssim == pytest.approx(summary.ssim)
+        original, reconstruction = result.originals[i], result.reconstructions[i]
+        ids = model.encode(to_tensor(original)[None])[0].numpy()
+        image = ReconstructedImage(row.name, original, ids, reconstruction, psnr(original, reconstruction),
+                                   ssim(original, reconstruction))
+        summary = _summarize(model, ood)(image)
+        assert (row.psnr, row.ssim) == (image.psnr, image.ssim) == (summary.psnr, summary.ssim)
+        assert result.images[i]["rate"] == summary.rate
         assert (row.ood_score, row.verdict) == explore.ood_reading(summary)
         assert row.verdict in {"in distribution", "unusual", "out of distribution"}
 
@@ -257,15 +262,6 @@ def test_gallery_shows_the_worst_first(mixed):
         result.worst("SSIM")
 
 
-def _json_score(entry) -> float:
-    """The combined score of a results.json entry: a number, or an object with ``score`` (or,
-    before the combined score, the one its ``verdict_score`` names)."""
-    score = entry["ood_score"]
-    if isinstance(score, (int, float)):
-        return score
-    return score["score"] if "score" in score else score[score["verdict_score"]]
-
-
 def test_csv_and_json_downloads_match_the_rows(mixed):
     result, _ = mixed
     csv_path, json_path = result.write_files()
@@ -280,7 +276,7 @@ def test_csv_and_json_downloads_match_the_rows(mixed):
     assert [e["name"] for e in data["images"]] == [r.name for r in result.rows]
     for entry, row in zip(data["images"], result.rows, strict=True):
         assert {"name", "psnr", "ssim", "rate", "ood_score"} <= set(entry)
-        assert entry["psnr"] == pytest.approx(row.psnr) and _json_score(entry) == pytest.approx(row.ood_score)
+        assert entry["psnr"] == pytest.approx(row.psnr) and entry["ood_score"]["score"] == pytest.approx(row.ood_score)
         assert entry["rate"]["nominal_bits"] > 0
     assert {s["name"] for s in data["skipped"]} == {"garbage.png", "z/truncated.png", "set.zip/notes.txt"}
     assert data["aggregate"]["num_images"] == 5

@@ -1,0 +1,127 @@
+"""Ship a finished training run as a variant of the frontier (a maintainer's tool).
+
+    nice -n 5 python -m scripts.ship_variant runs/qkvae-0.1m [--name qkvae-0.1m] [--out assets/variants]
+
+Copies the run's ``config.json`` and ``model.safetensors`` (which ``qkvae.train`` writes when a
+run finishes) into ``OUT/NAME/``, measures the variant as ``scripts.frontier`` does (parameters,
+encode GFLOP per image, PSNR/SSIM on the STL-10 samples and val, encode images/s) and writes
+``variant.json`` and a short card, ``README.md``: the recipe (from the run's checkpoint), the
+steps, and the training wall time, the sum of the train log's step times. Every file must stay
+under 5 MB. Afterwards run ``python -m scripts.frontier`` to redraw the frontier.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from analysis.frontier import Point
+from qkvae import INPUT_ERRORS
+from qkvae.model import QKVAE, QKVAEConfig
+from qkvae.train import CHECKPOINT_NAME, LOG_NAME
+from qkvae.weights import CONFIG_NAME, WEIGHTS_NAME, load_qkvae
+from scripts.frontier import SOURCES, VARIANTS, measure
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+class ShipError(ValueError):
+    """A run that cannot be shipped: unfinished, or too large."""
+
+
+@dataclass(frozen=True)
+class Training:
+    recipe: dict  # the checkpoint's recipe: steps, batch_size, lr, seed, init, ssim_weight, config
+    steps_done: int
+    step_seconds: float  # the sum of the logged step times (the mean of each log window x its steps)
+    precisions: dict  # precision -> steps
+
+
+def training_from_log(records: list[dict], recipe: dict) -> Training:
+    """Steps, summed step time and precisions from ``train_log.jsonl``'s records. Each record holds
+    the mean step time of the steps since the previous record; steps lost to a kill before a
+    resume are counted at the resumed record's mean."""
+    records = sorted(records, key=lambda r: r["step"])
+    seconds, precisions, previous = 0.0, {}, -1
+    for r in records:
+        steps = r["step"] - previous
+        seconds += steps * r["mean_step_s"]
+        precisions[r["precision"]] = precisions.get(r["precision"], 0) + steps
+        previous = r["step"]
+    return Training(recipe, previous + 1, seconds, precisions)
+
+
+def card(name: str, p: Point, t: Training) -> str:
+    c, r = p.config, t.recipe
+    codebook = QKVAEConfig.from_dict(c).codebook_size
+    shipped = sum(q.numel() for q in QKVAE().parameters())
+    precision = ", ".join(f"{k} {v:,} steps" for k, v in t.precisions.items())
+    rows = [
+        ("config", f"channels {c['channels']}, {c['num_res_blocks']} ResBlocks, levels {tuple(c['levels'])} "
+                   f"(codebook {codebook:,}), {c['image_size'] // 2}x{c['image_size'] // 2} tokens"),
+        ("parameters", f"{p.parameters:,} (QKVAE-1m: {shipped:,})"),
+        ("GFLOP per image", f"encode {p.encode_gflop:.3f}, decode {p.decode_gflop:.3f} "
+                            "(torch.utils.flop_counter: convolutions, 2 x MACs)"),
+        ("recipe", f"the card's: {r['steps']:,} steps x batch {r['batch_size']}, AdamW, OneCycle peak {r['lr']:g}, "
+                   f"seed {r['seed']}, loss L1 + 0.25 MSE + 0.5 Sobel-L1"
+                   + (f" + {r['ssim_weight']:g} (1 - SSIM)" if r["ssim_weight"] else "")),
+        ("trained", f"{t.steps_done:,} of {r['steps']:,} steps ({precision}); {t.step_seconds / 3600:.2f} h of "
+                    "step time (train log), on 2 CPU cores shared with other runs"),
+        *((f"{q.source} ({q.images} images)", f"PSNR {q.psnr:.2f} dB, SSIM {q.ssim:.4f}") for q in p.quality),
+        ("encode", f"{p.encode_images_per_s:,.0f} images/s (fp32, batch 64, median of interleaved rounds, "
+                   "on a shared, loaded 2-core machine: compare ratios, not absolutes)"),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return (f"# {name}\n\nA smaller QKVAE on the size frontier (`assets/MODEL_CARD.md`), trained with QKVAE-1m's "
+            f"recipe by `python -m qkvae.train --config CONFIG` and shipped by `python -m scripts.ship_variant`.\n\n"
+            f"| | |\n|---|---|\n{table}\n\n"
+            f"```python\nfrom qkvae import load_qkvae\nmodel = load_qkvae(\"assets/variants/{name}\")\n```\n\n"
+            f"Against QKVAE-1m, image by image: `python -m analysis.compare --a assets --b assets/variants/{name} "
+            f"--data ../shared/data/stl10-samples --out runs/compare-{name}`.\n")
+
+
+def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] = SOURCES) -> str:
+    missing = [f for f in (CONFIG_NAME, WEIGHTS_NAME, CHECKPOINT_NAME, LOG_NAME) if not (run / f).is_file()]
+    if missing:
+        raise ShipError(f"{run} is not a finished run: no {', '.join(missing)}")
+    recipe = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=True)["recipe"]
+    training = training_from_log([json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()], recipe)
+    if training.steps_done < recipe["steps"]:
+        raise ShipError(f"{run} has {training.steps_done:,} of {recipe['steps']:,} steps logged: not finished")
+    if (run / WEIGHTS_NAME).stat().st_size >= MAX_FILE_BYTES:
+        raise ShipError(f"{run / WEIGHTS_NAME} is over 5 MB: too large to ship in the repository")
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in (CONFIG_NAME, WEIGHTS_NAME):
+        shutil.copyfile(run / f, folder / f)
+    p = measure({name: load_qkvae(folder, "cpu")}, sources, repeats)[0]
+    (folder / "variant.json").write_text(json.dumps({**p.to_json(), "training": asdict(training)}, indent=1) + "\n")
+    (folder / "README.md").write_text(card(name, p, training))
+    too_big = [f"{f.name} ({f.stat().st_size:,} bytes)" for f in folder.iterdir() if f.stat().st_size >= MAX_FILE_BYTES]
+    if too_big:
+        raise ShipError(f"{folder}: over 5 MB: {', '.join(too_big)}")
+    return f"shipped {run} as {folder}: {p.parameters:,} parameters, " + ", ".join(
+        f"{q.source} {q.psnr:.2f} dB / {q.ssim:.4f}" for q in p.quality)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.ship_variant", description=__doc__.split("\n")[0])
+    p.add_argument("run", type=Path, help="a finished training run's folder (runs/NAME)")
+    p.add_argument("--name", default=None, help="the variant's name (default: the run folder's name)")
+    p.add_argument("--out", type=Path, default=VARIANTS)
+    p.add_argument("--repeats", type=int, default=5, help="timed encode rounds, after one warm-up round")
+    args = p.parse_args(argv)
+    try:
+        print(ship(args.run, args.name or args.run.resolve().name, args.out, args.repeats))
+    except (*INPUT_ERRORS, ShipError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The size frontier: FLOPs of any config, a finished run shipped as a variant, the frontier's
+table and its regenerable section of the card."""
+
+import json
+
+import pytest
+
+from analysis.frontier import (SECTION_END, SECTION_START, Point, frontier_figure, frontier_table, measure_quality,
+                               point, replace_section)
+from conftest import TINY_CONFIG, smooth_photos
+from qkvae import QKVAE, QKVAEConfig, load_qkvae, train
+from qkvae.flops import flops_per_image
+from scripts import ship_variant
+
+
+def conv_macs(c: QKVAEConfig) -> tuple[int, int]:
+    """Multiply-accumulates of the encoder's and the decoder's convolutions, from the architecture."""
+    big, small, d, w = c.image_size**2, c.grid_size**2, len(c.levels), c.channels
+    res = c.num_res_blocks * 2 * small * 9 * w * w
+    encode = big * 9 * c.in_channels * w + small * 16 * w * w + res + small * w * d
+    decode = small * 9 * d * w + res + big * 9 * w * w + big * 9 * w * c.in_channels
+    return encode, decode
+
+
+@pytest.mark.parametrize("config", [QKVAEConfig(), TINY_CONFIG, QKVAEConfig(channels=40, num_res_blocks=3)])
+def test_flops_are_twice_the_conv_macs_of_the_architecture(config):
+    flops = flops_per_image(QKVAE(config))
+    encode, decode = conv_macs(config)
+    assert (flops.encode, flops.decode, flops.both) == (2 * encode, 2 * decode, 2 * (encode + decode))
+
+
+def test_step_time_from_the_log_counts_every_step_once():
+    records = [{"step": 0, "mean_step_s": 2.0, "precision": "fp32"},
+               {"step": 50, "mean_step_s": 1.0, "precision": "fp32"},
+               {"step": 100, "mean_step_s": 3.0, "precision": "bf16"},  # resumed at 100: one step timed
+               {"step": 119, "mean_step_s": 0.5, "precision": "bf16"}]
+    t = ship_variant.training_from_log(records, {"steps": 120})
+    assert t.steps_done == 120 and t.precisions == {"fp32": 51, "bf16": 69}
+    assert t.step_seconds == pytest.approx(2.0 + 50 * 1.0 + 50 * 3.0 + 19 * 0.5)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return smooth_photos(tmp_path_factory.mktemp("photos"), 6, 11)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, photos):
+    root = tmp_path_factory.mktemp("run")
+    config = root / "tiny.json"
+    config.write_text(json.dumps({"channels": 16, "num_res_blocks": 1, "levels": [8, 5, 5, 5]}))
+    train.main(["--config", str(config), "--data", str(photos), "--out", str(root / "qkvae-tiny"), "--steps", "3",
+                "--batch-size", "2", "--device", "cpu", "--precision", "fp32", "--eval"])
+    return root / "qkvae-tiny"
+
+
+def test_a_finished_run_ships_with_its_card(finished_run, photos, tmp_path, capsys):
+    line = ship_variant.ship(finished_run, "qkvae-tiny", tmp_path, repeats=1, sources={"photos": str(photos)})
+    folder = tmp_path / "qkvae-tiny"
+    assert sorted(f.name for f in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "variant.json"]
+    assert load_qkvae(folder, "cpu").config == TINY_CONFIG
+    v = json.loads((folder / "variant.json").read_text())
+    assert v["parameters"] == sum(p.numel() for p in QKVAE(TINY_CONFIG).parameters())
+    assert v["training"]["steps_done"] == 3 and v["training"]["recipe"]["config"]["channels"] == 16
+    assert v["encode_gflop"] == pytest.approx(flops_per_image(QKVAE(TINY_CONFIG)).encode / 1e9)
+    card = (folder / "README.md").read_text()
+    assert f"PSNR {v['quality'][0]['psnr']:.2f} dB" in card and "3 of 3 steps" in card and "(codebook 1,000)" in card
+    assert "photos" in line
+
+
+def test_an_unfinished_run_is_refused(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in ("checkpoint.pt", "train_log.jsonl"):
+        (run / f).write_bytes((finished_run / f).read_bytes())
+    assert ship_variant.main([str(run), "--out", str(tmp_path / "out")]) == 2
+    assert "not a finished run: no config.json, model.safetensors" in capsys.readouterr().err
+
+
+def test_frontier_points_table_figure_and_card_section(photos, weights_dir, tiny_weights_dir):
+    models = {"big": load_qkvae(weights_dir, "cpu"), "tiny": load_qkvae(tiny_weights_dir, "cpu")}
+    quality = measure_quality(models, {"photos": str(photos)})
+    points = [point(name, m, quality[name], 100.0) for name, m in models.items()]
+    assert Point.from_json(json.loads(json.dumps(points[1].to_json()))) == points[1]
+    assert points[0].on("photos").images == 6 and points[1].parameters < points[0].parameters
+    table = frontier_table(points, ["photos"])
+    assert table.splitlines()[2].startswith("| big | 1,063,304 | 104, 2 | (8, 8, 8, 6, 5) (15,360) |")
+    assert "(8, 5, 5, 5) (1,000)" in table.splitlines()[3]
+    assert len(frontier_figure(points, ["photos"]).axes) == 4
+    card = replace_section("# Card\n\ntext\n", table)
+    assert card.startswith("# Card\n\ntext\n\n" + SECTION_START) and card.rstrip().endswith(SECTION_END)
+    again = replace_section(card + "\n## After\n", "new")
+    assert again.count(SECTION_START) == 1 and "new" in again and table not in again and again.endswith("## After\n")
+
+
+def test_measure_quality_refuses_models_of_different_sizes(photos, weights_dir):
+    small = QKVAE(QKVAEConfig(image_size=64, channels=16, num_res_blocks=1)).eval()
+    with pytest.raises(ValueError, match="image sizes"):
+        measure_quality({"a": load_qkvae(weights_dir, "cpu"), "b": small}, {"photos": str(photos)})
+
+
+def test_every_shipped_asset_is_package_data():
+    """What assets/ holds (weights, variants, cards, figures) installs with the package."""
+    import tomllib
+
+    from qkvae.weights import ASSETS
+
+    pyproject = tomllib.loads((ASSETS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = {f for pattern in pyproject["package-data"]["qkvae.assets"] for f in ASSETS.glob(pattern)}
+    declared |= {f for pattern in pyproject["package-data"]["qkvae.assets.examples"] for f in (ASSETS / "examples").glob(pattern)}
+    shipped = {f for f in ASSETS.rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+    assert shipped <= declared, f"not in pyproject's package-data: {sorted(map(str, shipped - declared))}"
