@@ -298,7 +298,7 @@ def test_api_explore_reports_progress_as_it_runs(server, tmp_path):
             heard.add(unit.desc)
         time.sleep(0.02)
     assert len(job.result()[1]["data"]) == 72
-    assert heard & {"decoding 72 images", "reconstructed 0 of 72 images", "reconstructed 64 of 72 images"}
+    assert any(desc and "of 72 images" in desc for desc in heard), heard  # one per chunk, as it runs
 
 
 def test_api_explore_skips_bad_archives_and_entries_and_processes_the_rest(client, tmp_path):
@@ -375,7 +375,7 @@ def test_browser_explore_shows_progress_then_clears_results_after_a_refused_run(
         try:
             expect(page.get_by_text("a run takes 72 images")).to_be_visible(timeout=60_000)
             page.get_by_role("button", name="Reconstruct and score them").click()
-            expect(page.get_by_text(re.compile(r"decoding 72 images|reconstructed \d+ of 72 images")).first
+            expect(page.get_by_text(re.compile(r"\d+ of 72 images")).first
                    ).to_be_visible(timeout=60_000)  # the progress bar's words, while it runs
             page.screenshot(path=tmp_path / "progress.png")
             expect(page.locator(".qk-card")).to_contain_text("72 images reconstructed", timeout=180_000)
