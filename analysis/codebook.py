@@ -10,21 +10,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from qkvae import fsq
+from qkvae.fsq import as_indices
 from qkvae.model import QKVAEConfig
 
 DEFAULT_LEVELS = QKVAEConfig().levels
 TOKENS_PER_IMAGE = QKVAEConfig().num_tokens  # 2,304
 TOP_K = 10
-
-
-def as_indices(indices) -> np.ndarray:
-    """Any integer array, list or tensor of ids -> int64 numpy array of the same shape."""
-    if isinstance(indices, torch.Tensor):
-        indices = indices.detach().cpu().numpy()
-    return np.asarray(indices, dtype=np.int64)
 
 
 def code_counts(indices, codebook_size: int) -> np.ndarray:

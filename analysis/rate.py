@@ -16,7 +16,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from analysis.codebook import as_indices, code_counts, entropy_bits
+from analysis.codebook import code_counts, entropy_bits
+from qkvae.fsq import as_indices
 from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAEConfig
 

@@ -55,6 +55,13 @@ def quantize(z: Tensor, levels) -> Tensor:
         return round_ste(bound(z, levels)) / half_width
 
 
+def as_indices(indices) -> np.ndarray:
+    """Any integer array, list or tensor of ids -> int64 numpy array of the same shape."""
+    if isinstance(indices, Tensor):
+        indices = indices.detach().cpu().numpy()
+    return np.asarray(indices, dtype=np.int64)
+
+
 def indices_to_digits(indices, levels):
     """Ids (...) -> integer levels (..., D), each in ``0..levels[d]-1``: the mixed-radix digits.
 
@@ -71,6 +78,18 @@ def digits_to_indices(digits, levels):
     t = digits if isinstance(digits, Tensor) else torch.as_tensor(np.asarray(digits, dtype=np.int64))
     indices = (t.to(torch.int64) * basis(levels, t.device)).sum(dim=-1)
     return indices if isinstance(digits, Tensor) else indices.numpy()
+
+
+def with_digit(index: int, dim: int, level: int, levels) -> int:
+    """The id ``index`` with its digit ``dim`` set to ``level``."""
+    digits = indices_to_digits(as_indices(index), levels)
+    digits[..., dim] = level
+    return int(digits_to_indices(digits, levels))
+
+
+def lower_digits(indices, k: int, levels) -> np.ndarray:
+    """The number formed by digits 0..k-1 of each id (int64, same shape): ids mod prod(levels[:k])."""
+    return as_indices(indices) % int(np.prod(levels[:k], dtype=np.int64))
 
 
 def codes_to_indices(codes: Tensor, levels) -> Tensor:

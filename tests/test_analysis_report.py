@@ -9,6 +9,7 @@ from analysis.ood import OODScore, histogram_kl
 from analysis.rate import empirical_entropy_bits
 from analysis.reference import load_reference
 from analysis.report import analyze_image
+from analysis.stability import reencode_stability
 from qkvae.image import to_tensor
 
 
@@ -46,14 +47,14 @@ def test_figures_agree_with_the_model_and_the_metrics(report, model, rgb, refere
     assert report.summary.to_json()["ood_score"] == score.to_json()
 
 
-def test_rate_jpeg_and_codebook_and_stability(report):
+def test_rate_jpeg_and_codebook_and_stability(report, model):
     rate = report.summary.rate
     assert rate["nominal_bits"] == pytest.approx(32041.48, abs=0.01)
     assert rate["jpeg_equal_bytes"]["bytes"] <= rate["nominal_bits"] / 8
     assert "rgb" not in rate["jpeg_equal_bytes"]
     assert report.codebook.num_images == 1 and report.codebook.num_tokens == 2304
     assert report.codebook.codes_seen == len(np.unique(report.indices))
-    assert 0.0 <= report.stability["reencode"] <= 1.0
+    assert report.stability["reencode"] == reencode_stability(model, to_tensor(report.original))
     assert "precision" not in report.stability
 
 

@@ -136,6 +136,7 @@ def test_tiny_run_resumes_on_the_same_curve(image_folder, tmp_path, monkeypatch)
 def test_resume_refuses_a_different_recipe(image_folder, tmp_path, capsys):
     out = tmp_path / "run"
     train_module.main(_args(image_folder, out, steps=2))
+    capsys.readouterr()
     assert train_module.main(_args(image_folder, out, steps=6) + ["--resume"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "was written by a run with" in err and err.count("\n") == 1
@@ -172,6 +173,7 @@ def test_init_starts_from_the_given_weights_and_rejects_bad_ones(image_folder, t
     assert 1 - r["ssim"] > 1e-3  # the SSIM term is in the loss: a random init reconstructs far from perfectly
     assert r["loss"] == pytest.approx(r["l1"] + 0.25 * r["mse"] + 0.5 * r["edge"] + (1 - r["ssim"]))
     (tmp_path / "broken.safetensors").write_bytes(b"not weights")
+    capsys.readouterr()
     assert train_module.main(argv + ["--init", str(tmp_path / "broken.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "broken.safetensors" in err and err.count("\n") == 1
