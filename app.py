@@ -144,7 +144,7 @@ def lm_sequence(tokens, base_vocab_size):
     if base_vocab_size is None or base_vocab_size < 0:
         raise gr.Error("The base vocabulary size must be a whole number, 0 or more.", title="Vocabulary size")
     seq, path = files.lm_file(tokens["grid"], int(base_vocab_size), tokens["name"])
-    return panels.sequence_text(seq, lm_vocab(int(base_vocab_size))), gr.DownloadButton(value=path, interactive=True)
+    return panels.sequence_text(seq, lm_vocab(int(base_vocab_size)).to_json()), gr.DownloadButton(value=path, interactive=True)
 
 
 def _dataset_pass() -> dataset.DatasetPass:
