@@ -6,7 +6,8 @@
 
 PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with mode
 "resize", as at inference. Writes to DIR (default ``runs/evaluate``):
-- ``results.json``: ``"images"`` (per image: name, psnr, ssim, ood_score (``OODScore.to_json``:
+- ``results.json``: ``"images"`` (per image: name, psnr, ssim, expected_psnr and psnr_residual
+  (``analysis.complexity``: the PSNR a photo this detailed gets, and actual minus it), ood_score (``OODScore.to_json``:
   ``score``, features, percentiles, verdict), rate, stability) and ``"aggregate"`` (means,
   codebook statistics, the JPEG comparison, timing, and ``ood``: the OOD score and verdicts of
   the data and of the OOD set; ``detection``, overall and per OOD category, the AUROC and the
@@ -24,6 +25,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,38 +34,30 @@ from PIL import Image
 
 from analysis import plots
 from analysis.codebook import CodebookStats, CodebookSummary
+from analysis.complexity import expectation_fields
+from analysis.figures import describe, jsonable
 from analysis.metrics import token_error
 from analysis.ood import OODReference, OODScore, auroc, fpr_at_tpr, map_error_correlation
 from analysis.ood_images import OODSet, ood_images
 from analysis.rate import JPEG_QUALITIES, jpeg_curve
 from analysis.reference import REFERENCE_PATH, ReferenceFileError, load_reference
 from analysis.report import image_summary
-from analysis.stability import precision_agreement, token_agreement
+from analysis.stability import PrecisionAgreement, precision_agreement, token_agreement
 from qkvae import INPUT_ERRORS
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.hub import is_hub_ref
 from qkvae.image import to_tensor
-from qkvae.pipeline import BATCH_SIZE, FittedImages, SetReconstruction, encode_images, load_fitted, reconstruct_set
-from qkvae.sources import open_source
+from qkvae.pipeline import BATCH_SIZE, load_fitted, reconstruct_set
+from qkvae.sources import SourceError, open_source
+from qkvae.tokenize_engine import EngineError
+from qkvae.stream import (ChunkRunner, FittedImages, SetReconstruction, read_chunks, split, stream,
+                          with_progress)
 from qkvae.weights import load_qkvae, weights_fingerprint
 
 GRID_IMAGES = 16
 RD_IMAGES = 100  # the JPEG curve is averaged over at most this many images
 CURVE_POINTS = 100  # the usage curve in results.json is thinned to about this many points
 PRECISION_IMAGES = 4
-
-
-def describe(values) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    return {"mean": v.mean(), "std": v.std(), "min": v.min(), "median": np.median(v), "max": v.max()}
-
-
-def jsonable(obj):
-    """Nested dicts, lists, tuples and numpy values -> plain JSON types."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in obj]
-    return obj.item() if isinstance(obj, np.generic) else obj
 
 
 def thin(curve: list, points: int = CURVE_POINTS) -> list:
@@ -108,12 +103,6 @@ def detection(scores_in: list[OODScore], scores_out: list[OODScore]) -> dict:
     }
 
 
-def map_correlations(reference: OODReference, originals, indices, recons) -> np.ndarray:
-    """Per image: Spearman correlation across tokens between the OOD map and the token error."""
-    return np.array([map_error_correlation(reference.token_map(a, ids), token_error(a, b))
-                     for a, ids, b in zip(originals, indices, recons, strict=True)])
-
-
 def ood_summary(reference: OODReference, data_scores: list[OODScore], data_maps: np.ndarray, ood: OODSet,
                 out_scores: list[OODScore], out_maps: np.ndarray) -> dict:
     """The OOD score and verdicts on the data and on the OOD set; per OOD category and overall,
@@ -140,44 +129,89 @@ def ood_summary(reference: OODReference, data_scores: list[OODScore], data_maps:
     return summary
 
 
-def model_pass(model, reconstructed: SetReconstruction, ood: OODSet | None, batch_size=BATCH_SIZE,
-               precision_images=PRECISION_IMAGES) -> dict:
-    """The model calls after the reconstruction, batched: re-encode agreement, bf16 check, and the
-    OOD set's reconstruction (None without one)."""
-    start = time.perf_counter()
-    rgb, indices, recons = reconstructed.originals, reconstructed.indices, reconstructed.reconstructions
-    out = {
-        "indices": indices,
-        "recons": recons,
-        "reencode": token_agreement(indices, encode_images(model, recons, batch_size, desc="re-encoding")),
-        "ood": None if ood is None else reconstruct_set(model, FittedImages(ood.names, ood.images, None, []), batch_size),
-        "bf16": None,
-    }
-    n = min(precision_images, len(rgb))
-    if n:
-        out["bf16"] = precision_agreement(model, to_tensor(rgb[:n]), indices[:n], to_tensor(recons[:n]))
-    out["seconds"] = time.perf_counter() - start
-    return out
+@dataclass
+class Gathered:
+    """What ``evaluate`` keeps of the pass, chunk by chunk: every image's entry and scores, the
+    codebook counts, and the first images' pixels (grid, JPEG curve, bf16 check)."""
+
+    entries: list[dict] = field(default_factory=list)
+    scores: list[OODScore] = field(default_factory=list)
+    maps: list[float] = field(default_factory=list)  # per image, the OOD map's Spearman with the token error
+    reencode: list[float] = field(default_factory=list)
+    heads: list[SetReconstruction] = field(default_factory=list)  # chunks until HEAD_IMAGES images are kept
+    skipped: list = field(default_factory=list)
+    pass_seconds: float = 0.0
+
+    def head(self) -> SetReconstruction:
+        return SetReconstruction.concat(self.heads)
 
 
-def image_entries(names, rgb, passed: dict, reference: OODReference | None, config) -> tuple[list[dict], list]:
-    """Per image: name, ``image_summary`` figures and stability (bf16 for the first few); and
-    the images' ``OODScore``s (empty without a reference)."""
-    bf16 = passed["bf16"] or {}
-    images, scores = [], []
-    for i, name in enumerate(names):
-        summary = image_summary(rgb[i], passed["recons"][i], passed["indices"][i], reference, config)
-        entry = summary.to_json()
-        entry["stability"] = {"reencode": passed["reencode"][i]}
-        if bf16 and i < len(bf16["agreement"]):
-            entry["stability"]["bf16"] = {k: v[i] for k, v in bf16.items()}
-        images.append({"name": name, **entry})
+HEAD_IMAGES = max(GRID_IMAGES, RD_IMAGES)
+
+
+def summarize_rows(rows: SetReconstruction, reference: OODReference | None, config) -> tuple[list, list, list]:
+    """Per image of a chunk: its results.json entry (name and ``image_summary``), its OOD score
+    and the OOD map's Spearman correlation with the token error (none without a reference)."""
+    entries, scores, maps = [], [], []
+    for row in rows.rows():
+        summary = image_summary(row, reference, config)
+        entries.append({"name": row.name, **summary.to_json(), **expectation_fields(row.original, summary.psnr)})
         if summary.ood_score is not None:
             scores.append(summary.ood_score)
-    return images, scores
+            maps.append(map_error_correlation(summary.ood_map, token_error(row.original, row.reconstruction)))
+    return entries, scores, maps
 
 
-def aggregate(images: list[dict], passed: dict, codebook: CodebookSummary, jpeg_points) -> dict:
+def ood_figures(rows: SetReconstruction, reference: OODReference) -> tuple[list[OODScore], list[float]]:
+    """Per image: its OOD score and the OOD map's Spearman correlation with the token error."""
+    scores, maps = [], []
+    for row in rows.rows():
+        score, token_map = reference.score_and_map(row.original, row.indices)
+        scores.append(score)
+        maps.append(map_error_correlation(token_map, token_error(row.original, row.reconstruction)))
+    return scores, maps
+
+
+def gather(model, chunks: Iterable[SetReconstruction], reference: OODReference | None, stats: CodebookStats,
+           batch_size: int, stability: bool, head_images: int) -> Gathered:
+    """Go through the pass a chunk at a time (see ``Gathered``); with ``stability``, re-encode
+    each chunk's reconstructions."""
+    g, kept = Gathered(), 0
+    encoder = ChunkRunner(model, decode=False, metrics=False)
+    pulled = time.perf_counter()
+    for rows in chunks:
+        g.pass_seconds += time.perf_counter() - pulled
+        entries, scores, maps = summarize_rows(rows, reference, model.config)
+        g.entries += entries
+        g.scores += scores
+        g.maps += maps
+        if stability and len(rows):
+            again = SetReconstruction.concat(list(stream(encoder, split(
+                FittedImages(rows.names, rows.reconstructions, rows.labels, []), batch_size))))
+            g.reencode += token_agreement(rows.indices, again.indices).tolist()
+        stats.update(rows.indices)
+        g.skipped += rows.skipped
+        if kept < head_images:
+            g.heads.append(rows)
+            kept += len(rows)
+        pulled = time.perf_counter()
+    return g
+
+
+def with_stability(g: Gathered, bf16: PrecisionAgreement | None) -> None:
+    """Each image's ``stability`` entry: re-encode agreement, and bf16 for the first few."""
+    for i, entry in enumerate(g.entries):
+        checks = {}
+        if g.reencode:
+            checks["reencode"] = g.reencode[i]
+        if bf16 is not None and i < len(bf16.agreement):
+            checks["bf16"] = bf16.image(i)
+        if checks:
+            entry["stability"] = checks
+
+
+def aggregate(images: list[dict], reencode: list[float], bf16: PrecisionAgreement | None, codebook: CodebookSummary,
+              jpeg_points) -> dict:
     """Means and distributions over the images, codebook statistics and the JPEG comparison.
 
     The JPEG curve is averaged over the first ``RD_IMAGES`` images, and so is the QKVAE point
@@ -203,11 +237,14 @@ def aggregate(images: list[dict], passed: dict, codebook: CodebookSummary, jpeg_
             },
         },
         "codebook": codebook_summary(codebook),
-        "stability": {"reencode": describe(passed["reencode"])},
     }
-    if passed["bf16"] is not None:
-        bf16 = passed["bf16"]
-        summary["stability"]["bf16"] = {"images": len(bf16["agreement"]), **{k: np.mean(v) for k, v in bf16.items()}}
+    stability = {}
+    if reencode:
+        stability["reencode"] = describe(reencode)
+    if bf16 is not None:
+        stability["bf16"] = {"images": len(bf16.agreement), **bf16.means()}
+    if stability:
+        summary["stability"] = stability
     if "reference_bits" in rate:
         summary["rate"]["reference_bits"] = mean_of(images, "rate", "reference_bits")
         bits = mean_of(rd_images, "rate", "reference_bits")
@@ -215,35 +252,42 @@ def aggregate(images: list[dict], passed: dict, codebook: CodebookSummary, jpeg_
     return summary
 
 
-def evaluate(model, reconstructed: SetReconstruction, reference: OODReference | None = None, ood: OODSet | None = None,
-             batch_size=BATCH_SIZE, precision_images=PRECISION_IMAGES) -> tuple[dict, dict]:
-    """Evaluate a reconstructed set (``qkvae.pipeline.reconstruct_set``); returns (results,
-    pictures: name -> Figure or uint8 array).
+def evaluate(model, chunks: Iterable[SetReconstruction], reference: OODReference | None = None,
+             ood: OODSet | None = None, batch_size=BATCH_SIZE, precision_images=PRECISION_IMAGES,
+             stability: bool = True) -> tuple[dict, dict]:
+    """Evaluate the model's pass over a set (``SetReconstruction`` chunks of ``qkvae.stream``, in
+    order; one whole ``reconstruct_set`` is a single chunk); returns (results, pictures: name ->
+    Figure or uint8 array). ``results["skipped"]`` lists the entries the pass skipped.
 
     ``reference`` is the OOD reference for the model's weights (None: no OOD figures); ``ood`` the
-    out-of-distribution images the data is told apart from (needs a reference).
+    out-of-distribution images the data is told apart from (needs a reference). ``stability``
+    re-encodes every reconstruction; ``precision_images`` images are checked under bf16.
+    Raises ``SourceError`` when the pass has no image.
     """
     start = time.perf_counter()
     config = model.config
-    names, rgb = reconstructed.names, reconstructed.originals
-    passed = model_pass(model, reconstructed, ood if reference is not None else None, batch_size, precision_images)
-    images, data_scores = image_entries(names, rgb, passed, reference, config)
     stats = CodebookStats(config.levels, config.num_tokens)
-    stats.update(passed["indices"])
+    g = gather(model, chunks, reference, stats, batch_size, stability, max(HEAD_IMAGES, precision_images))
+    if not g.entries:
+        raise SourceError("none of the entries of the set could be decoded" + (f" (first: {g.skipped[0].reason})" if g.skipped else ""))
+    head = g.head()
+    n = min(precision_images, len(head))
+    bf16 = precision_agreement(model, to_tensor(head.originals[:n]), head.indices[:n],
+                               to_tensor(head.reconstructions[:n])) if n else None
+    with_stability(g, bf16)
     codebook = stats.result()
-    jpeg_points = np.mean([jpeg_curve(a, JPEG_QUALITIES) for a in rgb[:RD_IMAGES]], axis=0)
-    summary = aggregate(images, passed, codebook, jpeg_points)
+    jpeg_points = np.mean([jpeg_curve(a, JPEG_QUALITIES) for a in head.originals[:RD_IMAGES]], axis=0)
+    summary = aggregate(g.entries, g.reencode, bf16, codebook, jpeg_points)
     if reference is not None:
-        out = passed["ood"]
-        out_scores = [] if out is None else [reference.score(a, ids) for a, ids in zip(out.originals, out.indices)]
-        out_maps = np.zeros(0) if out is None else map_correlations(reference, out.originals, out.indices,
-                                                                      out.reconstructions)
-        data_maps = map_correlations(reference, rgb, passed["indices"], passed["recons"])
-        summary["ood"] = ood_summary(reference, data_scores, data_maps, ood, out_scores, out_maps)
+        out_scores, out_maps = [], []
+        if ood is not None:
+            out = reconstruct_set(model, FittedImages(ood.names, ood.images, [None] * len(ood.names), []), batch_size)
+            out_scores, out_maps = ood_figures(out, reference)
+        summary["ood"] = ood_summary(reference, g.scores, np.array(g.maps), ood, out_scores, np.array(out_maps))
     total = time.perf_counter() - start
-    summary["timing"] = {"total_s": total, "model_s": passed["seconds"], "per_image_ms": 1000 * total / len(images)}
-    results = {"images": images, "aggregate": summary}
-    return results, pictures(results, rgb, passed["recons"], codebook, jpeg_points, config)
+    summary["timing"] = {"total_s": total, "pass_s": g.pass_seconds, "per_image_ms": 1000 * total / len(g.entries)}
+    results = {"images": g.entries, "aggregate": summary, "skipped": [s.to_json() for s in g.skipped]}
+    return results, pictures(results, head.originals, head.reconstructions, codebook, jpeg_points, config)
 
 
 def pictures(results: dict, rgb, recons, codebook: CodebookSummary, jpeg_points, config) -> dict:
@@ -269,12 +313,13 @@ def pictures(results: dict, rgb, recons, codebook: CodebookSummary, jpeg_points,
 def write_outputs(results: dict, pictures: dict, out) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
+    atomic_write(out / "results.json", json.dumps(jsonable(results), indent=1) + "\n")
     for name, picture in pictures.items():
-        if isinstance(picture, np.ndarray):
-            Image.fromarray(picture).save(out / f"{name}.png")
-        else:
-            picture.savefig(out / f"{name}.png", dpi=100)
+        with atomic_path(out / f"{name}.png") as staging:
+            if isinstance(picture, np.ndarray):
+                Image.fromarray(picture).save(staging, format="png")
+            else:
+                picture.savefig(staging, format="png", dpi=100)
     return out
 
 
@@ -300,40 +345,58 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/evaluate", help="output folder")
     p.add_argument("--reference", default=None,
                    help=f"OOD reference made with the weights (default: {REFERENCE_PATH.name} in assets/, if it matches)")
-    p.add_argument("--ood", default="builtin", help='OOD images for the AUROC: "builtin", "none" or a folder')
+    p.add_argument("--ood", default="none", help='OOD images for the AUROC: "builtin" (196 made by '
+                                                 'analysis.ood_images), a folder, or "none" (the default)')
     p.add_argument("--precision-images", type=int, default=PRECISION_IMAGES,
                    help="images checked under bf16 autocast (0: none)")
+    p.add_argument("--stability", action=argparse.BooleanOptionalAction, default=True,
+                   help="re-encode every reconstruction to measure token stability (--no-stability: skip it)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="run the model here, or as Ray Data map_batches over chunks (see README)")
+    p.add_argument("--workers", type=int, default=1, help="Ray workers (--engine ray)")
+    p.add_argument("--ray-address", default=None, help="a Ray cluster to join (--engine ray; default: a local Ray)")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)
 
 
-def _reference_for(path, weights_sha256: str) -> tuple[OODReference | None, dict]:
-    """The OOD reference to score with, and what results.json says about it. A reference named
-    with ``--reference`` must load; the shipped one is left out, with a warning, when it is
-    missing or belongs to other weights."""
+def _reference_for(path, weights_sha256: str) -> tuple[OODReference | None, dict, list[str]]:
+    """The OOD reference to score with, what results.json says about it, and warnings. A
+    reference named with ``--reference`` must load; the shipped one is left out, with a warning,
+    when it is missing or belongs to other weights."""
     if path is not None:
-        return load_reference(path, weights_sha256), {"reference": Path(path).name}
+        return load_reference(path, weights_sha256), {"reference": Path(path).name}, []
     try:
-        return load_reference(None, weights_sha256), {"reference": REFERENCE_PATH.name}
+        return load_reference(None, weights_sha256), {"reference": REFERENCE_PATH.name}, []
     except ReferenceFileError as e:
-        print(f"warning: OOD scores are left out: {e}", file=sys.stderr)
-        return None, {"reference": None}
+        return None, {"reference": None}, [f"OOD scores are left out: {e}"]
+
+
+def model_chunks(model, source, args) -> Iterator[SetReconstruction]:
+    """The pass over ``source`` with ``args.engine``: here, or on Ray Data (``analysis.evaluate_ray``)."""
+    if args.engine == "ray":
+        from qkvae.stream_ray import ray_stream
+
+        return ray_stream(source, args.data, args.split, args.weights, args.device, args.batch_size,
+                          workers=args.workers, address=args.ray_address)
+    return stream(ChunkRunner(model), read_chunks(source, args.batch_size, model.config.image_size))
 
 
 def run(args) -> tuple[dict, Path]:
     model = load_qkvae(args.weights, device=args.device)
-    images = reconstruct_set(model, open_source(args.data, args.split), args.batch_size)
+    source = open_source(args.data, args.split)
     weights_name, weights_sha256 = weights_fingerprint(model)
-    reference, provenance = _reference_for(args.reference, weights_sha256)
-    ood = load_ood(args.ood, model.config.image_size)
-    results, pictures = evaluate(model, images, reference, ood, args.batch_size, args.precision_images)
+    reference, provenance, warnings = _reference_for(args.reference, weights_sha256)
+    ood = load_ood(args.ood, model.config.image_size) if reference is not None else None
+    chunks = with_progress(model_chunks(model, source, args), len(source), "evaluating")
+    results, pictures = evaluate(model, chunks, reference, ood, args.batch_size, args.precision_images,
+                                 args.stability)
+    skipped = results.pop("skipped")
     data = args.data if is_hub_ref(args.data) else Path(args.data).name
     results["setup"] = {"data": data, "split": args.split, "weights": weights_name, "weights_sha256": weights_sha256,
-                        "device": str(model.device), "ood": args.ood, **provenance,
-                        "skipped": [{"name": s.name, "reason": s.reason} for s in images.skipped]}
-    for s in images.skipped:
-        print(f"warning: skipped {s.name}: {s.reason}", file=sys.stderr)
+                        "device": str(model.device), "ood": args.ood, **provenance, "skipped": skipped}
+    for line in warnings + [f"skipped {s['name']}: {s['reason']}" for s in skipped]:
+        print(f"warning: {line}", file=sys.stderr)
     return results, write_outputs(results, pictures, args.out)
 
 
@@ -342,7 +405,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         results, out = run(args)
-    except (*INPUT_ERRORS, ReferenceFileError) as e:
+    except (*INPUT_ERRORS, ReferenceFileError, EngineError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     agg = results["aggregate"]

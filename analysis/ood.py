@@ -174,10 +174,12 @@ def local_bits(rgb: np.ndarray, patch: int = PATCH) -> np.ndarray:
     return bits.reshape(h // patch, patch, w // patch, patch).sum(axis=(1, 3))
 
 
-def image_features(rgb: np.ndarray, indices, prior: ContextPrior, probs, line: tuple[float, float]) -> Features:
+def image_features(rgb: np.ndarray, indices, prior: ContextPrior, probs, line: tuple[float, float],
+                   surprisal: np.ndarray | None = None) -> Features:
     """The features of one uint8 image and its token ids; ``line`` = (intercept, slope) of the
-    photos' prior bits against their PNG bits."""
-    prior_bits = float(prior.surprisal(indices).mean())
+    photos' prior bits against their PNG bits; ``surprisal`` the ids' ``prior.surprisal`` when
+    the caller has it already."""
+    prior_bits = float((prior.surprisal(indices) if surprisal is None else surprisal).mean())
     png = png_bits(rgb, as_indices(indices).size)
     return Features(prior_bits, png, histogram_kl(indices, probs), line[0] + line[1] * png)
 
@@ -302,10 +304,17 @@ class OODReference:
         percentiles = {t.name: percentile(q) for t, q in zip(TESTS, log_p, strict=True)}
         return OODScore(score, features, percentiles, self.calibration.verdict(score, log_p))
 
-    def token_map(self, rgb: np.ndarray, indices) -> np.ndarray:
+    def token_map(self, rgb: np.ndarray, indices, surprisal: np.ndarray | None = None) -> np.ndarray:
         """Per token: surprisal minus a photo token's expected surprisal at its local complexity, bits (S, S)."""
         intercept, slope = self.map_line
-        return self.prior.surprisal(indices)[0] - (intercept + slope * local_bits(rgb))
+        surprisal = self.prior.surprisal(indices) if surprisal is None else surprisal
+        return surprisal[0] - (intercept + slope * local_bits(rgb))
+
+    def score_and_map(self, rgb: np.ndarray, indices) -> tuple[OODScore, np.ndarray]:
+        """``score`` and ``token_map`` of one image, the prior's surprisal computed once for both."""
+        surprisal = self.prior.surprisal(indices)
+        features = image_features(rgb, indices, self.prior, self.probs, self.complexity_line, surprisal)
+        return self.score_features(features), self.token_map(rgb, indices, surprisal)
 
 
 def auroc(scores_in, scores_out) -> float:

@@ -205,3 +205,69 @@ def psnr_scatter(psnr_a, psnr_b, name_a: str = "A", name_b: str = "B") -> Figure
     ax.set_aspect("equal")
     ax.grid(alpha=0.3)
     return fig
+
+
+def _banded(ax, x, points: list[dict], measure: str, label=None, **kw) -> None:
+    """A median line with its interquartile band, from ``analysis.stress`` aggregate points."""
+    med = [p[measure]["median"] for p in points]
+    line, = ax.plot(x, med, "o-", ms=3, label=label, **kw)
+    ax.fill_between(x, [p[measure]["q25"] for p in points], [p[measure]["q75"] for p in points],
+                    color=line.get_color(), alpha=0.2, lw=0)
+
+
+def stress_figures(summary: dict) -> dict[str, Figure]:
+    """The stress suite's set curves (``SetStress.to_json()``): one figure per family, medians
+    with interquartile bands; for one image the bands are its own values."""
+    n = summary["num_images"]
+    figs = {}
+    fig = _figure(8, 3.2)
+    for ax, measure, unit in zip(fig.subplots(1, 2), ("psnr", "ssim"), ("PSNR (dB)", "SSIM"), strict=True):
+        scales = [p["scale"] for p in summary["scale"]]
+        _banded(ax, scales, summary["scale"], measure)
+        ax.set(xscale="log", xticks=scales, xticklabels=[f"{s:g}x" for s in scales], xlabel="scale (<1 tiled, >1 zoomed in)",
+               ylabel=unit)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"scale, {n} images")
+    figs["scale"] = fig
+    fig = _figure(5, 3.2)
+    ax = fig.subplots()
+    _banded(ax, [p["pixels"] for p in summary["shift"]], summary["shift"], "agreement")
+    ax.set(xlabel="shift (pixels; 2 px = 1 token)", ylabel="tokens equal after undoing the shift", ylim=(0, 1.02),
+           title=f"shift, {n} images")
+    ax.grid(alpha=0.3)
+    figs["shift"] = fig
+    fig = _figure(10, 3.4)
+    psnr_ax, changed_ax = fig.subplots(1, 2)
+    names = list(dict.fromkeys(p["corruption"] for p in summary["corruption"]))
+    colours = matplotlib.colormaps["tab10"]
+    for k, name in enumerate(names):
+        points = [p for p in summary["corruption"] if p["corruption"] == name]
+        x = [p["severity"] for p in points]
+        psnr_ax.plot(x, [p["psnr"]["median"] for p in points], "o-", ms=3, color=colours(k), label=name)
+        changed_ax.plot(x, [p["tokens_changed"]["median"] for p in points], "o-", ms=3, color=colours(k))
+    psnr_ax.set(xlabel="severity", ylabel="PSNR against the corrupted input (dB)", xticks=range(1, 6))
+    changed_ax.set(xlabel="severity", ylabel="share of tokens changed", ylim=(0, 1), xticks=range(1, 6))
+    psnr_ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"corruptions (ImageNet-C severities), medians over {n} images")
+    figs["corruption"] = fig
+    fig = _figure(5, 3.2)
+    ax = fig.subplots()
+    continuous = [im["quantization"]["psnr_continuous"] for im in summary["images"]]
+    quantized = [im["quantization"]["psnr_quantized"] for im in summary["images"]]
+    ax.plot(continuous, quantized, "o", ms=3)
+    lo, hi = min(continuous + quantized), max(continuous + quantized)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set(xlabel="PSNR, continuous latent decoded (dB)", ylabel="PSNR, ids decoded (dB)",
+           title="quantization against capacity")
+    ax.grid(alpha=0.3)
+    figs["quantization"] = fig
+    fig = _figure(5, 3.2)
+    ax = fig.subplots()
+    for kind, label in (("digit", "one digit moved by ±1"), ("random", "id replaced at random")):
+        points = [p for p in summary["token_noise"] if p["kind"] == kind]
+        _banded(ax, [100 * p["fraction"] for p in points], points, "psnr", label=label)
+    ax.set(xscale="log", xlabel="tokens hit (%)", ylabel="PSNR against the input (dB)", title=f"token noise, {n} images")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    figs["token_noise"] = fig
+    return figs

@@ -25,8 +25,9 @@ import numpy as np
 from analysis.ood import MIN_CALIBRATION, Calibration, OODReference, fit_line, image_features, local_bits, unigram_probabilities
 from analysis.prior import STRENGTH, ContextPrior, batch_grids, fit_counts
 from qkvae import INPUT_ERRORS
+from qkvae.atomic import atomic_path
 from qkvae.data import RandomCropSampler
-from qkvae.image import fit, open_rgb
+from qkvae.image import fit_rgb
 from qkvae.pipeline import BATCH_SIZE, encode_images
 from qkvae.sources import SourceError, open_source, read_all
 from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
@@ -67,7 +68,7 @@ def load_photos(source, size: int, hold_out: bool, prefix: str = "") -> tuple[np
     crops = RandomCropSampler(None, size, seed=CROP_SEED)
     fitting, calibration, skipped = [], [], []
     for item in read_all(source, skipped):
-        resized = np.asarray(fit(open_rgb(item.rgb), size, "resize"))
+        resized = fit_rgb(item.rgb, size, "resize")
         if hold_out and not held_out(item.name):
             fitting.append(resized)
         elif Path(item.name).name.startswith(prefix):
@@ -126,17 +127,17 @@ def save_reference(reference: OODReference, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prior = reference.prior
-    np.savez_compressed(
-        path, format=FORMAT, levels=np.asarray(prior.levels), strength=prior.strength,
-        **{f"prior_counts_{k}": c.astype(np.int32) for k, c in enumerate(prior.counts)},
-        unigram_counts=reference.unigram_counts.astype(np.int32), alpha=reference.alpha,
-        calibration_values=reference.calibration.values,
-        thresholds=np.asarray(reference.calibration.thresholds),
-        complexity_line=np.asarray(reference.complexity_line), map_line=np.asarray(reference.map_line),
-        num_images=reference.num_images, data_name=reference.data_name,
-        calibration_name=reference.calibration_name, weights_name=reference.weights_name,
-        weights_sha256=reference.weights_sha256,
-    )
+    with atomic_path(path) as staging, open(staging, "wb") as f:
+        np.savez_compressed(f, format=FORMAT, levels=np.asarray(prior.levels), strength=prior.strength,
+            **{f"prior_counts_{k}": c.astype(np.int32) for k, c in enumerate(prior.counts)},
+            unigram_counts=reference.unigram_counts.astype(np.int32), alpha=reference.alpha,
+            calibration_values=reference.calibration.values,
+            thresholds=np.asarray(reference.calibration.thresholds),
+            complexity_line=np.asarray(reference.complexity_line), map_line=np.asarray(reference.map_line),
+            num_images=reference.num_images, data_name=reference.data_name,
+            calibration_name=reference.calibration_name, weights_name=reference.weights_name,
+            weights_sha256=reference.weights_sha256,
+        )
     return path
 
 

@@ -1,8 +1,9 @@
 """Everything the analysis says about one image: the per-upload computation behind the app.
 
-``image_summary`` gives the JSON-ready figures (PSNR, SSIM, rate, OOD score) of an image, its
-reconstruction and its ids, as an ``ImageSummary``; ``python -m analysis.evaluate`` uses it for
-every image of a set. ``analyze_image`` runs the model on one image and adds the maps and
+``image_summary`` takes one row of the model's pass (``qkvae.stream.ReconstructedImage``: the
+image, its ids and reconstruction, PSNR and SSIM) and adds what the row lacks: the rate, and
+with an OOD reference the OOD score and map, as an ``ImageSummary``; ``python -m
+analysis.evaluate`` and the Explore tab use it for every image of a set. ``analyze_image`` runs the model on one image and adds the maps and
 per-image codebook statistics the app draws, as an ``ImageReport``. It stays lean for the app's
 budget (250 ms per upload on 2 CPU cores, ~100 ms of it encode + decode): two SSIMs, 7 JPEG
 encodes, one re-encode for token stability; bf16 agreement only on request (seconds on a CPU).
@@ -22,6 +23,7 @@ from qkvae.image import to_uint8
 from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAEConfig
 from qkvae.pipeline import reconstruct
+from qkvae.stream import ReconstructedImage
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ImageSummary:
     ssim: float
     rate: dict  # nominal_bits, bits_per_pixel, own_entropy_bits, jpeg_equal_bytes[, reference_bits]
     ood_score: OODScore | None  # None without a reference
+    ood_map: np.ndarray | None  # (48, 48) bits (``OODReference.token_map``; not in the JSON); None without one
     jpeg_rgb: np.ndarray  # uint8 (H, W, 3), JPEG at the same bytes, decoded (not in the JSON)
 
     def to_json(self) -> dict:
@@ -55,11 +58,12 @@ class ImageReport:
     stability: dict | None  # reencode (fraction of tokens unchanged), precision (fp32 vs bf16), as asked
 
 
-def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, reference: OODReference | None = None,
+def image_summary(image: ReconstructedImage, reference: OODReference | None = None,
                   config: QKVAEConfig = QKVAEConfig()) -> ImageSummary:
-    """The figures for one uint8 (H, W, 3) image and its reconstruction: PSNR, SSIM, rate (nominal
-    and entropy bits, JPEG at the nominal size) and, given the OOD ``reference``, the OOD score
-    and the bits of the ids coded with the reference's token frequencies."""
+    """The figures for one row of the model's pass: its PSNR and SSIM as they are, the rate
+    (nominal and entropy bits, JPEG at the nominal size) and, given the OOD ``reference``, the
+    OOD score and map and the bits of the ids coded with the reference's token frequencies."""
+    original, indices = image.original, image.indices
     nominal = nominal_bits(config)
     jpeg = jpeg_at_bytes(original, nominal / 8)
     rate = {
@@ -68,11 +72,11 @@ def image_summary(original: np.ndarray, reconstruction: np.ndarray, indices, ref
         "own_entropy_bits": empirical_entropy_bits(indices),
         "jpeg_equal_bytes": {k: v for k, v in jpeg.items() if k != "rgb"},
     }
-    score = None
+    score = ood_map = None
     if reference is not None:
         rate["reference_bits"] = empirical_entropy_bits(indices, reference.probs)
-        score = reference.score(original, indices)
-    return ImageSummary(psnr(original, reconstruction), ssim(original, reconstruction), rate, score, jpeg["rgb"])
+        score, ood_map = reference.score_and_map(original, indices)
+    return ImageSummary(image.psnr, image.ssim, rate, score, ood_map, jpeg["rgb"])
 
 
 def analyze_image(model, x: torch.Tensor, reference: OODReference | None,
@@ -93,15 +97,18 @@ def analyze_image(model, x: torch.Tensor, reference: OODReference | None,
         checks["reencode"] = reencode_stability(model, x, indices, x_hat)
     if precision:
         checks["precision"] = precision_agreement(model, x, indices, x_hat)
+    row = ReconstructedImage("", original, indices, reconstruction, psnr(original, reconstruction),
+                             ssim(original, reconstruction))
+    summary = image_summary(row, reference, config)
     return ImageReport(
-        summary=image_summary(original, reconstruction, indices, reference, config),
+        summary=summary,
         indices=indices.numpy().reshape(config.grid_size, config.grid_size),
         x_hat=x_hat,
         original=original,
         reconstruction=reconstruction,
         pixel_error=pixel_error(original, reconstruction),
         token_error=token_error(original, reconstruction),
-        ood_map=None if reference is None else reference.token_map(original, indices),
+        ood_map=summary.ood_map,
         codebook=stats.result(),
         stability=checks or None,
     )

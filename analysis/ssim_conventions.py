@@ -21,6 +21,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
 from qkvae import INPUT_ERRORS
+from qkvae.atomic import atomic_write
 from qkvae.metrics import SSIM_SIGMA, psnr, ssim
 from qkvae.pipeline import reconstruct_set
 from qkvae.weights import load_qkvae
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     result = report(images.originals, images.reconstructions)
     print(f"{len(images.names)} images from {args.data}\n{format_report(result)}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 

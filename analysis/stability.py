@@ -6,6 +6,8 @@ rounded to 8 bits before they are re-encoded or scored, as a saved PNG would be.
 Callers that already hold ``indices`` and ``x_hat`` pass them to skip the fp32 encode/decode.
 """
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 
@@ -41,13 +43,28 @@ def reencode_stability(model, x: torch.Tensor, indices=None, x_hat=None):
     return _per_image(token_agreement(indices, again), single)
 
 
-def precision_agreement(model, x: torch.Tensor, indices=None, x_hat=None) -> dict:
-    """Tokens and PSNR of fp32 inference against bf16 autocast (encode and decode).
+@dataclass(frozen=True)
+class PrecisionAgreement:
+    """fp32 against bf16 autocast, per image: a float each for one image, arrays (B,) for a batch."""
 
-    Returns ``agreement`` (fraction of tokens equal), ``tokens_changed``, ``psnr_fp32``,
-    ``psnr_bf16`` and ``psnr_delta`` (bf16 minus fp32, dB). On a CPU without bf16 units this
-    is slow (seconds per image): bf16 convolutions are emulated.
-    """
+    agreement: np.ndarray | float  # fraction of tokens equal
+    tokens_changed: np.ndarray | int
+    psnr_fp32: np.ndarray | float  # dB
+    psnr_bf16: np.ndarray | float
+    psnr_delta: np.ndarray | float  # bf16 minus fp32, dB
+
+    def image(self, i: int) -> dict:
+        """Image ``i``'s figures of a batch, by name (its ``stability.bf16`` entry in results.json)."""
+        return {k: v[i] for k, v in asdict(self).items()}
+
+    def means(self) -> dict:
+        """The mean of each figure over the batch, by name."""
+        return {k: np.mean(v) for k, v in asdict(self).items()}
+
+
+def precision_agreement(model, x: torch.Tensor, indices=None, x_hat=None) -> PrecisionAgreement:
+    """Tokens and PSNR of fp32 inference against bf16 autocast (encode and decode). On a CPU
+    without bf16 units this is slow (seconds per image): bf16 convolutions are emulated."""
     single, x, indices, x_hat = _fp32_pass(model, x, indices, x_hat)
     with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16):
         indices_bf16 = model.encode(x.to(model.device))
@@ -57,10 +74,10 @@ def precision_agreement(model, x: torch.Tensor, indices=None, x_hat=None) -> dic
     original = to_uint8(x)
     psnr_fp32 = np.array([psnr(a, b) for a, b in zip(original, to_uint8(x_hat), strict=True)])
     psnr_bf16 = np.array([psnr(a, b) for a, b in zip(original, to_uint8(x_hat_bf16), strict=True)])
-    return {
-        "agreement": _per_image(agreement, single),
-        "tokens_changed": _per_image((indices != indices_bf16).sum(dim=1).numpy(), single),
-        "psnr_fp32": _per_image(psnr_fp32, single),
-        "psnr_bf16": _per_image(psnr_bf16, single),
-        "psnr_delta": _per_image(psnr_bf16 - psnr_fp32, single),
-    }
+    return PrecisionAgreement(
+        agreement=_per_image(agreement, single),
+        tokens_changed=_per_image((indices != indices_bf16).sum(dim=1).numpy(), single),
+        psnr_fp32=_per_image(psnr_fp32, single),
+        psnr_bf16=_per_image(psnr_bf16, single),
+        psnr_delta=_per_image(psnr_bf16 - psnr_fp32, single),
+    )

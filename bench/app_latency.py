@@ -11,7 +11,6 @@ trip. The matplotlib line shows what drawing the two per-upload charts as figure
 
 import argparse
 import asyncio
-import importlib
 import io
 import os
 import statistics
@@ -37,6 +36,7 @@ def timed(fn, runs: int) -> list[float]:
 
 
 def stages(app, image: str, runs: int) -> dict[str, list[float]]:
+    """``app`` is a built ``qkvae_app.demo.Demo``."""
     from gradio.state_holder import SessionState
 
     from analysis import plots
@@ -44,17 +44,17 @@ def stages(app, image: str, runs: int) -> dict[str, list[float]]:
     from qkvae import load_image, reconstruct
     from qkvae_app import panels, views
 
-    model = app.MODEL
+    model, reference, blocks = app.studio.model, app.studio.reference, app.blocks
     x = load_image(image, model.config.image_size, "resize")
-    r = analyze_image(model, x, app.REFERENCE, stability=False)
-    tokens = app.reconstruct(image, "resize")[-1]
-    fns = {fn.api_name: index for index, fn in app.demo.fns.items()}
-    state = SessionState(app.demo)
+    r = analyze_image(model, x, reference, stability=False)
+    tokens = app.reconstruct.reconstruct(image, "resize").tokens
+    fns = {fn.api_name: index for index, fn in blocks.fns.items()}
+    state = SessionState(blocks)
     payload = {"path": image, "meta": {"_type": "gradio.FileData"}}
 
     def served():
-        asyncio.run(app.demo.process_api(fns["reconstruct"], [payload, "resize"], state, explicit_call=True))
-        asyncio.run(app.demo.process_api(fns["open_tokens"], [None, 24, 24], state, explicit_call=True))
+        asyncio.run(blocks.process_api(fns["reconstruct"], [payload, "resize"], state, explicit_call=True))
+        asyncio.run(blocks.process_api(fns["open_tokens"], [None, 24, 24], state, explicit_call=True))
 
     def matplotlib_charts():
         for fig in (plots.codebook_histogram(r.codebook.counts),
@@ -65,16 +65,16 @@ def stages(app, image: str, runs: int) -> dict[str, list[float]]:
         "read + fit image": timed(lambda: load_image(image, model.config.image_size, "resize"), runs),
         "encode + decode": timed(lambda: reconstruct(model, x), runs),
         "analyze_image (model, metrics, JPEG, codebook, OOD score and map)": timed(
-            lambda: analyze_image(model, x, app.REFERENCE, stability=False), runs),
+            lambda: analyze_image(model, x, reference, stability=False), runs),
         "maps (token, error, OOD)": timed(lambda: (
             plots.token_heatmap(r.indices, model.config.codebook_size), plots.error_heatmap(r.token_error),
             plots.ood_map_heatmap(r.ood_map) if r.ood_map is not None else None), runs),
         "panels + chart tables": timed(lambda: (
-            panels.ood_html(r.summary.ood_score, app.THRESHOLDS), panels.rate_html(r),
+            panels.ood_html(r.summary.ood_score, app.studio.thresholds), panels.rate_html(r),
             views.codebook_frame(r.codebook.counts),
             views.level_frames(r.codebook.level_histograms)), runs),
-        "reconstruct handler": timed(lambda: app.reconstruct(image, "resize"), runs),
-        "tokens tab (grid view, files)": timed(lambda: app.open_tokens(tokens, 24, 24), runs),
+        "reconstruct handler": timed(lambda: app.reconstruct.reconstruct(image, "resize"), runs),
+        "tokens tab (grid view, files)": timed(lambda: app.tokens.open_tokens(tokens, 24, 24), runs),
         "one upload as served (both events)": timed(served, runs),
         "(not used) the two charts in matplotlib": timed(matplotlib_charts, runs),
     }
@@ -89,12 +89,14 @@ def setup_args(argv=None) -> argparse.Namespace:
 
 
 def load_app(weights: str | None):
-    """The ``app`` module, serving ``weights`` if given; None (said on stderr) when it has no model."""
-    if weights:
-        os.environ["QKVAE_WEIGHTS"] = weights
-    app = importlib.import_module("app")
-    if app.MODEL is None:
-        print(f"error: {app.MODEL_ERROR}", file=sys.stderr)
+    """The app's built ``Demo``, serving ``weights`` if given (else as the environment says); None
+    (said on stderr) when it has no model."""
+    from qkvae_app.demo import build_demo
+    from qkvae_app.settings import Settings
+
+    app = build_demo(Settings.from_env({**os.environ, "QKVAE_WEIGHTS": weights} if weights else os.environ))
+    if app.studio.model is None:
+        print(f"error: {app.studio.model_error}", file=sys.stderr)
         return None
     return app
 
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
         return 2
     results = stages(app, args.image, args.runs)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"device {app.MODEL.device}, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
+    print(f"device {app.studio.model.device}, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
           f"load average {load}; {args.runs} warm runs of {Path(args.image).name}")
     print(f"{'stage':<48} {'median ms':>10} {'p90 ms':>8}")
     for name, times in results.items():

@@ -54,12 +54,12 @@ def staged(app, paths: list[str]) -> dict[str, float]:
 
     def reconstruct(images):
         start = time.perf_counter()
-        out = reconstruct_set(app.MODEL, images)
+        out = reconstruct_set(app.studio.model, images)
         model_seconds.append(time.perf_counter() - start)
         return out
 
     start = time.perf_counter()
-    explore.explore(paths, reconstruct, app.summarize, app.CONFIG.image_size,
+    explore.explore(paths, reconstruct, app.explore.summarize, app.studio.config.image_size,
                     progress=lambda fraction, desc: heard.append((time.perf_counter(), desc)))
     total = time.perf_counter() - start
     decoded = next(t for t, desc in heard if desc.startswith("reconstructed")) - start
@@ -77,10 +77,10 @@ def served(app, paths: list[str]) -> tuple[float, float]:
     idle cores the wall time cannot be below half of them."""
     from gradio.state_holder import SessionState
 
-    fn = next(index for index, fn in app.demo.fns.items() if fn.api_name == "explore")
+    fn = next(index for index, fn in app.blocks.fns.items() if fn.api_name == "explore")
     payload = [{"path": p, "orig_name": Path(p).name, "meta": {"_type": "gradio.FileData"}} for p in paths]
     start, cpu = time.perf_counter(), time.process_time()
-    asyncio.run(app.demo.process_api(fn, [payload, "resize", "PSNR"], SessionState(app.demo), explicit_call=True))
+    asyncio.run(app.blocks.process_api(fn, [payload, "resize", "PSNR"], SessionState(app.blocks), explicit_call=True))
     return time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
             cpus.append(cpu)
             loads.append(os.getloadavg()[0])
     kind = f"{args.images} loose files" if args.files else f"one .zip of {args.images} images"
-    print(f"device {app.MODEL.device}, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
+    print(f"device {app.studio.model.device}, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
           f"load average during the runs {min(loads):.1f}-{max(loads):.1f}; {args.runs} runs of {kind} "
           f"from {args.source}")
     print(f"{'stage':<64} {'median s':>9}  runs")

@@ -55,6 +55,14 @@ def quantize(z: Tensor, levels) -> Tensor:
         return round_ste(bound(z, levels)) / half_width
 
 
+def unquantized(z: Tensor, levels) -> Tensor:
+    """``z`` (..., D) on the codes' scale without the rounding, float32: the continuous latent
+    that ``quantize`` rounds (``quantize`` = this value moved to the nearest grid point)."""
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        half_width = (_levels_tensor(levels, z.device) // 2).to(torch.float32)
+        return bound(z, levels) / half_width
+
+
 def indices_to_digits(indices, levels):
     """Ids (...) -> integer levels (..., D), each in ``0..levels[d]-1``: the mixed-radix digits.
 

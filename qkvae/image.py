@@ -5,12 +5,15 @@ Every failure (missing file, not an image, truncated data, decompression bomb) r
 """
 
 import io
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from qkvae.atomic import atomic_path
 
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
 RESIZE_MODES = ("resize", "center_crop", "pad")
@@ -67,31 +70,53 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def open_rgb(src, name: str | None = None) -> Image.Image:
-    """Decode a path, bytes, PIL image or array into an upright RGB PIL image.
+def _too_large(name: str, pixels: int) -> ImageError:
+    return ImageError(f"{name} is {pixels / 1e6:,.1f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f}")
 
-    Errors name the image as ``name``, by default the file's name.
-    """
-    name = name or (Path(src).name if isinstance(src, (str, Path)) else "the image")
+
+def _checked(src, name: str, decode):
+    """``decode(im)`` of the image opened from ``src`` (its header only read), once its size is
+    checked against ``MAX_PIXELS``; every failure an ``ImageError`` naming ``name``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = _open(src, name)
             if im.width * im.height > MAX_PIXELS:
-                raise ImageError(
-                    f"{name} is too large: {im.width}x{im.height} pixels, the limit is {MAX_PIXELS:,}"
-                )
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return _to_rgb(im)
+                raise _too_large(name, im.width * im.height)
+            return decode(im)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{name} is too large to decode safely ({e})") from None
+        # Pillow's own limits (89 and 179 megapixels) fire while it reads the header: the same message.
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(name, int(pixels[1]) if pixels else MAX_PIXELS + 1) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name} is corrupt or truncated ({e})") from None
+
+
+def _name(src, name: str | None) -> str:
+    return name or (Path(src).name if isinstance(src, (str, Path)) else "the image")
+
+
+def image_pixels(src, name: str | None = None) -> int:
+    """The image's width times height, read from its header alone (nothing is decoded); raises
+    ``ImageError`` as ``open_rgb`` does, for an image over the limit too."""
+    return _checked(src, _name(src, name), lambda im: im.width * im.height)
+
+
+def open_rgb(src, name: str | None = None) -> Image.Image:
+    """Decode a path, bytes, PIL image or array into an upright RGB PIL image.
+
+    Errors name the image as ``name``, by default the file's name. The size is checked from the
+    header, before anything is decoded.
+    """
+    def decode(im):
+        im.load()
+        return _to_rgb(ImageOps.exif_transpose(im))
+
+    return _checked(src, _name(src, name), decode)
 
 
 def fit(im: Image.Image, size: int = 96, mode: str = "resize") -> Image.Image:
@@ -103,6 +128,15 @@ def fit(im: Image.Image, size: int = 96, mode: str = "resize") -> Image.Image:
     if mode == "pad":
         return ImageOps.pad(im, (size, size), Image.Resampling.BICUBIC, color=PAD_VALUE)
     return im.resize((size, size), Image.Resampling.BICUBIC)
+
+
+def fit_rgb(rgb: np.ndarray, size: int = 96, mode: str = "resize") -> np.ndarray:
+    """A decoded uint8 (H, W, 3) image fit to ``size`` x ``size`` with ``mode`` (``fit``), the one
+    way every set of images is prepared. An image already that size is returned as it is, which is
+    what ``fit`` gives for it in every mode (tested), without the round trip through PIL."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"mode must be one of {RESIZE_MODES}, not {mode!r}")
+    return rgb if rgb.shape[:2] == (size, size) else np.asarray(fit(open_rgb(rgb), size, mode))
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -125,4 +159,5 @@ def load_image(src, size: int = 96, mode: str = "resize") -> torch.Tensor:
 def save_png(x, path) -> None:
     """Save a (3, H, W) tensor in [-1, 1] or a uint8 (H, W, 3) array as a PNG."""
     rgb = to_uint8(x) if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.uint8)
-    Image.fromarray(rgb).save(path, format="PNG")
+    with atomic_path(path) as staging:
+        Image.fromarray(rgb).save(staging, format="PNG")

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from qkvae.model import QKVAEConfig
-from qkvae.shards import atomic_write, read_metadata
+from qkvae.atomic import atomic_path, atomic_write
+from qkvae.shards import read_metadata
 from qkvae.tokens import TokenError, iter_shards, lm_sequences, lm_vocab, shard_files
 
 UINT16_LIMIT = 1 << 16
@@ -58,24 +59,18 @@ def export_lm(folder, base_vocab_size: int, out, batch_size: int = 4096) -> Expo
     vocab = lm_vocab(base_vocab_size, config)
     dtype = np.dtype(np.uint16 if vocab["vocab_size"] <= UINT16_LIMIT else np.uint32)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
     images = tokens = max_id = 0
-    try:
-        with open(tmp, "wb") as f:
-            for batch in iter_shards(folder, batch_size):
-                if batch.metadata.get("weights_sha256") != metadata.get("weights_sha256"):
-                    raise ExportError(f"{folder} mixes shards made with different weights")
-                if batch.tokens.size and int(batch.tokens.max()) >= config.codebook_size:
-                    raise ExportError(f"{folder} holds id {int(batch.tokens.max())}, outside the codebook "
-                                      f"of {config.codebook_size:,}")
-                seq = lm_sequences(batch.tokens, base_vocab_size, config)  # all < vocab_size: no wrap
-                f.write(seq.astype(dtype).tobytes())
-                images, tokens = images + len(seq), tokens + seq.size
-                max_id = max(max_id, int(seq.max(initial=0)))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(out)
+    with atomic_path(out) as staging, open(staging, "wb") as f:
+        for batch in iter_shards(folder, batch_size):
+            if batch.metadata.get("weights_sha256") != metadata.get("weights_sha256"):
+                raise ExportError(f"{folder} mixes shards made with different weights")
+            if batch.tokens.size and int(batch.tokens.max()) >= config.codebook_size:
+                raise ExportError(f"{folder} holds id {int(batch.tokens.max())}, outside the codebook "
+                                  f"of {config.codebook_size:,}")
+            seq = lm_sequences(batch.tokens, base_vocab_size, config)  # all < vocab_size: no wrap
+            f.write(seq.astype(dtype).tobytes())
+            images, tokens = images + len(seq), tokens + seq.size
+            max_id = max(max_id, int(seq.max(initial=0)))
     sidecar = sidecar_path(out)
     atomic_write(sidecar, json.dumps({
         "dtype": dtype.name, "images": images, "tokens": tokens,

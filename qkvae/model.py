@@ -6,6 +6,7 @@ config the model has exactly 1,063,304 trainable parameters.
 """
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -114,12 +115,21 @@ class Decoder(nn.Module):
         return torch.tanh(self.conv_out(F.silu(self.norm_out(h), inplace=True)))  # (B, 3, 96, 96)
 
 
+@dataclass(frozen=True)
+class WeightsFile:
+    """The file a model's weights were loaded from and its SHA-256, recorded once by the loader."""
+
+    path: Path
+    sha256: str
+
+
 class QKVAE(nn.Module):
     """Image <-> token ids. ``forward`` is the training path (straight-through quantization)."""
 
     def __init__(self, config: QKVAEConfig = QKVAEConfig()):
         super().__init__()
         self.config = config
+        self.weights_file: WeightsFile | None = None  # set by ``qkvae.weights.load_qkvae``
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
 
@@ -127,6 +137,18 @@ class QKVAE(nn.Module):
         """Images (B, 3, H, W) -> FSQ codes (B, D, h, w), float32 in [-1, 1]."""
         z = self.encoder(x).permute(0, 2, 3, 1)  # (B, 48, 48, 5)
         return fsq.quantize(z, self.config.levels).permute(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def continuous(self, x: Tensor) -> Tensor:
+        """Images (B, 3, H, W) -> the latent before rounding (B, D, h, w), float32 on the codes'
+        scale: ``quantize`` rounds it to the FSQ grid, ``decode_codes`` decodes it as it is."""
+        z = self.encoder(x).permute(0, 2, 3, 1)  # (B, 48, 48, 5)
+        return fsq.unquantized(z, self.config.levels).permute(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def decode_codes(self, codes: Tensor) -> Tensor:
+        """Codes (B, D, 48, 48), on the FSQ grid or not -> images (B, 3, 96, 96) float32 in [-1, 1]."""
+        return self.decoder(codes.to(self.device)).float()
 
     def forward(self, x: Tensor) -> Tensor:
         """Reconstruct ``x`` through the quantizer; differentiable end to end."""
@@ -149,8 +171,7 @@ class QKVAE(nn.Module):
         """Ids (B, 2304) or (B, 48, 48) -> images (B, 3, 96, 96) float32 in [-1, 1]."""
         g = self.config.grid_size
         indices = indices.reshape(indices.shape[0], g, g).to(self.device)
-        codes = fsq.indices_to_codes(indices, self.config.levels).permute(0, 3, 1, 2)  # (B, 5, 48, 48)
-        return self.decoder(codes).float()
+        return self.decode_codes(fsq.indices_to_codes(indices, self.config.levels).permute(0, 3, 1, 2))  # (B, 5, 48, 48)
 
     @property
     def device(self) -> torch.device:

@@ -1,43 +1,23 @@
-"""Images through the tokenizer and back: one image, or a whole image source in batches.
+"""Images through the tokenizer and back: one image, or a whole image source gathered in memory.
 
 ``reconstruct`` runs one (3, 96, 96) tensor. For sets, ``load_fitted`` decodes a source (see
 ``qkvae.sources``) and fits each image to the model's square, skipping and recording entries
 that cannot be decoded; ``encode_images`` and ``reconstruct_set`` then run the model in batches.
-Metrics follow ``qkvae.metrics`` (8-bit images).
+All three are the pass of ``qkvae.stream`` gathered into one result; a feature that can work a
+chunk at a time uses the pass itself. Metrics follow ``qkvae.metrics`` (8-bit images).
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from qkvae.image import fit, open_rgb, to_tensor, to_uint8
-from qkvae.metrics import psnr, ssim
+from qkvae.image import to_uint8
+from qkvae.metrics import psnr
 from qkvae.model import QKVAE
-from qkvae.sources import ImageSource, Skipped, SourceError, open_source, read_all
+from qkvae.sources import ImageSource, SourceError, open_source
+from qkvae.stream import ChunkRunner, FittedImages, SetReconstruction, read_chunks, split, stream, with_progress
 
 BATCH_SIZE = 32
-PROGRESS_FROM = 200  # show a progress bar for sets of at least this many images
-
-
-@dataclass(frozen=True)
-class FittedImages:
-    names: list[str]
-    images: np.ndarray  # uint8 (N, size, size, 3)
-    labels: list[int] | None  # None when the source has none
-    skipped: list[Skipped]
-
-
-@dataclass(frozen=True)
-class SetReconstruction:
-    names: list[str]
-    originals: np.ndarray  # uint8 (N, 96, 96, 3), the model inputs
-    indices: np.ndarray  # int64 (N, 2304)
-    reconstructions: np.ndarray  # uint8 (N, 96, 96, 3)
-    psnr: np.ndarray  # (N,) dB
-    ssim: np.ndarray  # (N,)
-    skipped: list[Skipped]
+LOAD_CHUNK = 256  # entries decoded per step of load_fitted's progress
 
 
 def reconstruction_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -58,26 +38,21 @@ def load_fitted(source, size: int = 96, mode: str = "resize", limit: int | None 
     ``size`` x ``size`` with ``mode``; the first ``limit`` entries if given. Entries that cannot
     be decoded are skipped and listed in ``skipped``; raises ``SourceError`` if none is left."""
     source = source if isinstance(source, ImageSource) else open_source(source)
-    names, images, labels, skipped = [], [], [], []
-    for item in read_all(source, skipped, limit, progress_from=PROGRESS_FROM):
-        names.append(item.name)
-        images.append(item.rgb if item.rgb.shape[:2] == (size, size) else np.asarray(fit(open_rgb(item.rgb), size, mode)))
-        labels.append(item.label)
-    if not images:
+    count = len(source) if limit is None else min(limit, len(source))
+    parts = list(with_progress(read_chunks(source, LOAD_CHUNK, size, mode, limit), count, "loading"))
+    skipped = [s for p in parts for s in p.skipped]
+    if not any(p.names for p in parts):
         raise SourceError(f"none of the entries of {source.description} could be decoded"
                           + (f" (first: {skipped[0].reason})" if skipped else ""))
-    return FittedImages(names, np.stack(images), labels if source.labels is not None else None, skipped)
-
-
-def _batches(n: int, batch_size: int, desc: str):
-    for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=n < PROGRESS_FROM):
-        yield slice(start, min(start + batch_size, n))
+    return FittedImages([n for p in parts for n in p.names], np.concatenate([p.images for p in parts]),
+                        [x for p in parts for x in p.labels], skipped)
 
 
 def encode_images(model: QKVAE, rgb: np.ndarray, batch_size: int = BATCH_SIZE, desc: str = "encoding") -> np.ndarray:
     """uint8 (N, H, W, 3) -> ids int64 (N, num_tokens); N may be 0."""
-    out = [model.encode(to_tensor(rgb[s]).to(model.device)).cpu().numpy() for s in _batches(len(rgb), batch_size, desc)]
-    return np.concatenate(out) if out else np.zeros((0, model.config.num_tokens), dtype=np.int64)
+    images = FittedImages([""] * len(rgb), rgb, [None] * len(rgb), [])
+    parts = stream(ChunkRunner(model, decode=False, metrics=False), with_progress(split(images, batch_size), len(rgb), desc))
+    return SetReconstruction.concat(list(parts)).indices
 
 
 def reconstruct_set(model: QKVAE, images, batch_size: int = BATCH_SIZE, mode: str = "resize",
@@ -85,16 +60,5 @@ def reconstruct_set(model: QKVAE, images, batch_size: int = BATCH_SIZE, mode: st
     """Encode and decode every image of ``images`` (``FittedImages``, or a source for
     ``load_fitted``) in batches, with each image's PSNR and SSIM."""
     fitted = images if isinstance(images, FittedImages) else load_fitted(images, model.config.image_size, mode, limit)
-    rgb = fitted.images
-    indices, recons = [], []
-    for s in _batches(len(rgb), batch_size, "reconstructing"):
-        ids = model.encode(to_tensor(rgb[s]).to(model.device))
-        indices.append(ids.cpu().numpy())
-        recons.append(to_uint8(model.decode(ids)))
-    recons = np.concatenate(recons)
-    pairs = list(zip(rgb, recons, strict=True))
-    return SetReconstruction(
-        names=fitted.names, originals=rgb, indices=np.concatenate(indices), reconstructions=recons,
-        psnr=np.array([psnr(a, b) for a, b in pairs]), ssim=np.array([ssim(a, b) for a, b in pairs]),
-        skipped=fitted.skipped,
-    )
+    chunks = with_progress(split(fitted, batch_size), len(fitted.names), "reconstructing")
+    return SetReconstruction.concat(list(stream(ChunkRunner(model), chunks)))

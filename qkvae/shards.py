@@ -17,13 +17,14 @@ the functions that need it, so ``import qkvae`` stays light.
 """
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.model import QKVAE
+from qkvae.sources import Skipped
 from qkvae.weights import file_sha256, weights_fingerprint
 
 FORMAT = "qkvae-token-shards/1"
@@ -115,16 +116,7 @@ class ShardRows:
     tokens: list[np.ndarray] = field(default_factory=list)  # uint16 (n, num_tokens) per batch
     labels: list[int] = field(default_factory=list)
     metrics: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    skipped: list["SkippedInput"] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SkippedInput:
-    """An input of the source that could not be decoded: a line of ``errors.jsonl``."""
-
-    index: int  # its position in the sorted source
-    name: str
-    reason: str
+    skipped: list[Skipped] = field(default_factory=list)  # each with its index
 
 
 @dataclass(frozen=True)
@@ -156,11 +148,10 @@ def write_shard(folder: Path, rows: ShardRows, arrow_schema) -> ShardRecord:
             columns[name] = pa.array(values.astype(np.float32), pa.float32())
     table = pa.Table.from_pydict(columns, schema=arrow_schema)
     path = folder / shard_name(rows.index)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    # Byte-stream split + zstd: 16-bit ids shrink to ~3.8 KB an image, below their raw 4.6 KB.
-    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE, use_dictionary=["image_id"],
-                   use_byte_stream_split=["tokens.list.element"], write_statistics=["image_id"])
-    os.replace(tmp, path)
+    with atomic_path(path) as staging:
+        # Byte-stream split + zstd: 16-bit ids shrink to ~3.8 KB an image, below their raw 4.6 KB.
+        pq.write_table(table, staging, compression="zstd", row_group_size=ROW_GROUP_SIZE, use_dictionary=["image_id"],
+                       use_byte_stream_split=["tokens.list.element"], write_statistics=["image_id"])
     return ShardRecord(path.name, (rows.start, rows.stop), len(rows.image_ids), len(rows.skipped),
                        path.stat().st_size, file_sha256(path))
 
@@ -212,12 +203,6 @@ class Manifest:
 
     def save(self, folder: Path) -> None:
         atomic_write(folder / MANIFEST_NAME, self.to_json())
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_manifest(folder: Path) -> Manifest:
@@ -315,4 +300,4 @@ def record_errors(folder: Path, rows: ShardRows) -> None:
     name, reason), in input order."""
     if rows.skipped:
         with open(folder / ERRORS_NAME, "a") as f:
-            f.writelines(json.dumps({"shard": rows.index, **asdict(s)}) + "\n" for s in rows.skipped)
+            f.writelines(json.dumps({"shard": rows.index, "index": s.index, **s.to_json()}) + "\n" for s in rows.skipped)

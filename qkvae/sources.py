@@ -27,7 +27,7 @@ entry, so callers that go on can record it and skip it.
 
 import bisect
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +50,15 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class Skipped:
-    """An entry of a source that could not be decoded, and why."""
+    """An entry of a source that could not be decoded, and why (a line of the tokenizer's
+    ``errors.jsonl``, a ``skipped`` entry of results.json)."""
 
     name: str
     reason: str
+    index: int | None = None  # its position in the source, when it comes from one
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -85,17 +90,22 @@ class ImageSource(Sequence):
         return SourceImage(self.names[i], self._read(i), label)
 
 
-def read_all(source: ImageSource, skipped: list[Skipped], limit: int | None = None,
-             desc: str = "loading", progress_from: int = 200) -> Iterator[SourceImage]:
-    """The images of ``source`` in order (its first ``limit`` entries), decoded one at a time;
-    each entry that cannot be decoded is appended to ``skipped`` and passed over. A progress
-    bar shows for ``progress_from`` entries or more."""
-    count = len(source) if limit is None else min(limit, len(source))
-    for i in tqdm(range(count), desc=desc, unit="img", disable=count < progress_from):
+def read_entries(source: ImageSource, positions: Iterable[int], skipped: list[Skipped]) -> Iterator[SourceImage]:
+    """The images of ``source`` at ``positions``, decoded one at a time: the one loop that skips.
+    Each entry that cannot be decoded is appended to ``skipped`` (with its position) and passed over."""
+    for i in positions:
         try:
             yield source[i]
         except ImageError as e:
-            skipped.append(Skipped(source.names[i], str(e)))
+            skipped.append(Skipped(source.names[i], str(e), i))
+
+
+def read_all(source: ImageSource, skipped: list[Skipped], limit: int | None = None,
+             desc: str = "loading", progress_from: int = 200) -> Iterator[SourceImage]:
+    """``read_entries`` over the first ``limit`` entries of ``source`` (all by default), with a
+    progress bar for ``progress_from`` entries or more."""
+    count = len(source) if limit is None else min(limit, len(source))
+    yield from read_entries(source, tqdm(range(count), desc=desc, unit="img", disable=count < progress_from), skipped)
 
 
 class FileSource(ImageSource):

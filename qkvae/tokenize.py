@@ -37,8 +37,9 @@ from qkvae.lm_export import ExportError, export_lm
 from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, prepare_folder, schema,
                           shard_metadata)
 from qkvae.sources import ImageSource, SourceError, open_source
-from qkvae.tokenize_engine import (PRECISIONS, Chunk, ChunkTokenizer, EngineError, OodScorerFactory, RunCounts,
-                                   ShardAssembler, chunks, fit_range, names_sha256, reopen_source, shard_ranges)
+from qkvae.stream import PRECISIONS, Chunk, read_chunk
+from qkvae.tokenize_engine import (ChunkTokenizer, EngineError, OodScorerFactory, RunCounts, ShardAssembler, chunks,
+                                   names_sha256, reopen_source, shard_ranges)
 from qkvae.weights import default_device, load_qkvae
 
 ENGINES = ("local", "ray")
@@ -146,7 +147,7 @@ def _init_worker(spec: str, split: str | None, expected_names_sha256: str) -> No
 def _fit_in_worker(chunk: Chunk, size: int, mode: str):
     if isinstance(_worker_source, SourceError):
         raise _worker_source
-    return fit_range(_worker_source, chunk, size, mode)
+    return read_chunk(_worker_source, chunk, size, mode)
 
 
 def decoding_pool(o: TokenizeOptions, source: ImageSource):
@@ -164,7 +165,7 @@ def fitted_chunks(run: Run) -> Iterator:
     o, size = run.options, run.tokenizer.model.config.image_size
     todo = chunks(run.pending, o.batch_size)
     if run.pool is None:
-        yield from (fit_range(run.source, c, size, o.mode) for c in todo)
+        yield from (read_chunk(run.source, c, size, o.mode) for c in todo)
         return
     ahead = deque()
     for c in todo:

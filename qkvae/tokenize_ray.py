@@ -29,9 +29,11 @@ import ray
 import torch
 from tqdm import tqdm
 
-from qkvae.shards import METRIC_COLUMNS, SkippedInput
-from qkvae.tokenize_engine import (Chunk, ChunkTokenizer, EngineError, OodScorerFactory, RunCounts, TokenizedChunk,
-                                   chunks, fit_range, reopen_source)
+from qkvae.shards import METRIC_COLUMNS
+from qkvae.sources import Skipped
+from qkvae.stream import Chunk, read_chunk
+from qkvae.tokenize_engine import (ChunkTokenizer, EngineError, OodScorerFactory, RunCounts, TokenizedChunk, chunks,
+                                   reopen_source)
 from qkvae.weights import load_qkvae
 
 OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray's object store: chunks of ids are small
@@ -53,7 +55,7 @@ class RayTokenizer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         (shard,), (start,), (stop,) = batch["shard"], batch["start"], batch["stop"]
         chunk = Chunk(int(shard), int(start), int(stop))
-        t = self.tokenizer(fit_range(self.source, chunk, self.tokenizer.model.config.image_size, self.mode))
+        t = self.tokenizer(read_chunk(self.source, chunk, self.tokenizer.model.config.image_size, self.mode))
         return rows_of(t)
 
 
@@ -83,7 +85,7 @@ def rows_of(t: TokenizedChunk) -> dict[str, np.ndarray]:
 def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk) -> TokenizedChunk:
     """The inverse of ``rows_of``."""
     ok = rows["reason"] == ""
-    skipped = [SkippedInput(int(i), str(name), str(reason))
+    skipped = [Skipped(str(name), str(reason), int(i))
                for i, name, reason in zip(rows["index"][~ok], rows["image_id"][~ok], rows["reason"][~ok], strict=True)]
     metrics = {k: v[ok] for k, v in rows.items() if k in METRIC_COLUMNS}
     labels = [int(x) if has else None for x, has in zip(rows["label"][ok], rows["has_label"][ok], strict=True)]

@@ -7,6 +7,7 @@ list (flat or nested). Every function takes the ``QKVAEConfig`` the ids belong t
 ``read_shards`` reads a folder of shards (``python -m qkvae.tokenize``) back, whole or in batches.
 """
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qkvae.atomic import atomic_write
 from qkvae.model import QKVAEConfig
 
 SPECIAL_TOKENS = ("<img_start>", "<img_end>", "<img_newrow>")
@@ -51,10 +53,10 @@ def save_tokens(indices, path, config: QKVAEConfig = QKVAEConfig()) -> Path:
     a, path = validate_indices(indices, config), Path(path)
     _check_suffix(path)
     if path.suffix == ".npy":
-        np.save(path, a)
-    else:
-        path.write_text(json.dumps(a.tolist()) + "\n")
-    return path
+        buffer = io.BytesIO()
+        np.save(buffer, a)
+        return atomic_write(path, buffer.getvalue())
+    return atomic_write(path, json.dumps(a.tolist()) + "\n")
 
 
 def _check_suffix(path: Path) -> None:

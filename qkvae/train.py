@@ -21,7 +21,6 @@ between the parts of a resumed run (each log record names its own); the rest of 
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.data import RandomCropSampler, load_images, source_weights
 from qkvae.image import to_tensor
 from qkvae.loss import reconstruction_loss
@@ -133,9 +133,8 @@ def save_checkpoint(path: Path, step: int, model, opt, sched, sampler, args) -> 
         "config": model.config.to_dict(),
         "recipe": recipe(args),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as staging:
+        torch.save(state, staging)
 
 
 def load_checkpoint(path: Path, model, opt, sched, sampler, args) -> int:
@@ -154,7 +153,7 @@ def truncate_log(path: Path, step: int) -> None:
     """Drop log records at or after ``step``: they will be written again by the resumed run."""
     if path.exists():
         keep = [line for line in path.read_text().splitlines() if json.loads(line)["step"] < step]
-        path.write_text("".join(line + "\n" for line in keep))
+        atomic_write(path, "".join(line + "\n" for line in keep))
 
 
 def eval_record(model: QKVAE, source) -> dict:
@@ -218,7 +217,7 @@ def main(argv=None) -> None:
 
     save_qkvae(model, out)
     report = [eval_record(model, source) for source in args.eval]
-    (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write(out / "eval.json", json.dumps(report, indent=2) + "\n")
     for r in report:
         print(f"{r['source']}: {r['images']} images, PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}")
 

@@ -17,8 +17,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.hub import HubError, HubRef, hub_file, is_hub_ref
-from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
+from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig, WeightsFile
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def weights_fingerprint(model) -> tuple[str, str]:
-    """(file name, SHA-256) of the weights a model was loaded from; empty strings if none."""
-    path = getattr(model, "weights_path", None)
-    return (Path(path).name, file_sha256(path)) if path else ("", "")
+def weights_fingerprint(model: QKVAE) -> tuple[str, str]:
+    """(file name, SHA-256) of the weights a model was loaded from (``model.weights_file``, as
+    hashed when loaded); empty strings if none."""
+    w = model.weights_file
+    return (w.path.name, w.sha256) if w is not None else ("", "")
 
 
 def save_qkvae(model: QKVAE, folder) -> Path:
@@ -58,8 +60,9 @@ def save_qkvae(model: QKVAE, folder) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, folder / WEIGHTS_NAME, metadata={"format": "pt"})
-    (folder / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    with atomic_path(folder / WEIGHTS_NAME) as staging:
+        save_file(state, staging, metadata={"format": "pt"})
+    atomic_write(folder / CONFIG_NAME, json.dumps(model.config.to_dict(), indent=2) + "\n")
     return folder
 
 
@@ -171,5 +174,5 @@ def load_qkvae(path=None, device=None) -> QKVAE:
     else:
         state = _patch_keys_by_order(state, model, weights_path)
     model.load_state_dict(state, strict=True)
-    model.weights_path = weights_path
+    model.weights_file = WeightsFile(weights_path, file_sha256(weights_path))
     return model.to(device or default_device(), memory_format=MEMORY_FORMAT).eval()

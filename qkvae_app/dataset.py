@@ -3,34 +3,37 @@
     job = DatasetPass("hf://datasets/tanganke/stl10@49ae7f9...", "test", weights_sha256, reconstruct)
     job.start()              # at most one thread per pass; returns at once
     job.status()             # PassStatus: stage, images done of total, message
-    job.grid("worst first")  # the split's first 16 images and their reconstructions, worst first
+    job.grid("worst first")  # 16 images and their reconstructions: the set's worst once it is measured
     job.metrics              # SplitMetrics over the whole split, once it is done
 
 The source is anything ``qkvae.sources.open_source`` opens: a Hub dataset (downloaded first, into
 the Hub cache), an image folder, an STL-10 ``*_X.bin`` or ``stl10_binary/`` folder, Parquet
 files. Its first ``GRID_SIZE`` images are reconstructed at once for the grid, then the whole
-split in chunks of ``CHUNK`` images through ``reconstruct`` (``qkvae_app.gpu.reconstruct_images``:
-one GPU call per chunk on ZeroGPU). The metrics (per-image PSNR and SSIM, code counts) are saved
-under the app's ``datasets`` folder (``qkvae_app.files``), keyed by the dataset reference (with
-its revision), the split and the weights' SHA-256, so a restart reuses them.
-"""
+split, read in chunks of ``CHUNK`` images by ``qkvae.stream.read_chunks``, through
+``reconstruct``. The pass runs in a thread, outside
+any visitor's request, so on a ZeroGPU Space ``reconstruct`` runs on the CPU
+(``qkvae_app.gpu.background_reconstruct``): a GPU call there would spend the Space's own quota.
+The metrics (per-image PSNR and SSIM, code counts) are saved under the app's ``datasets`` folder
+(``qkvae_app.files``), keyed by the dataset reference (with its revision), the split and the
+weights' SHA-256, so a restart reuses them. Once they exist, the grid shows the whole set's
+worst (or best) images, reconstructed again on demand."""
 
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from analysis.codebook import CodebookStats, CodebookSummary
+from qkvae.atomic import atomic_path
 from qkvae.hub import is_hub_ref
 from qkvae.model import QKVAEConfig
-from qkvae.pipeline import FittedImages, SetReconstruction, load_fitted
 from qkvae.sources import ImageSource, Skipped, SourceError, open_source
+from qkvae.stream import Chunk, FittedImages, SetReconstruction, read_chunk, read_chunks
 from qkvae_app import files
 
 log = logging.getLogger(__name__)
@@ -57,12 +60,10 @@ class SplitMetrics:
 
     def save(self, path: Path) -> None:
         """Write as .npz, atomically (a reader never sees half a file)."""
-        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz")
         skipped = np.array([[s.name, s.reason] for s in self.skipped], dtype=str).reshape(-1, 2)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as staging, open(staging, "wb") as f:
             np.savez(f, names=np.array(self.names, dtype=str), psnr=self.psnr, ssim=self.ssim,
                      code_counts=self.code_counts, usage_curve=self.usage_curve, skipped=skipped)
-        os.replace(staging, path)
 
     @classmethod
     def load(cls, path: Path) -> "SplitMetrics":
@@ -83,6 +84,11 @@ def cache_key(spec: str, split: str | None, weights_sha256: str) -> str:
     return hashlib.sha256(f"{spec}\n{split}\n{weights_sha256}".encode()).hexdigest()[:24]
 
 
+def has_splits(spec: str) -> bool:
+    """Whether the source has splits to choose from (a Hub dataset or Parquet files; not a folder of images)."""
+    return is_hub_ref(spec) or spec.endswith(".parquet") or any(Path(spec).glob("**/*.parquet"))
+
+
 def missing_message(spec: str, split: str | None, reason: str) -> str:
     """What went wrong with the tab's dataset, and how to point the app at one."""
     return (f"No dataset: {reason.rstrip('.')}. Set `QKVAE_DATA` to a Hub dataset (`hf://datasets/OWNER/NAME[@revision]`, "
@@ -90,23 +96,10 @@ def missing_message(spec: str, split: str | None, reason: str) -> str:
             "`stl10_binary/` folder, or Parquet files, then restart the app.")
 
 
-class _Subset(ImageSource):
-    """Some entries of a source, by position, as a source of their own."""
-
-    def __init__(self, source: ImageSource, positions):
-        self.source, self.positions = source, list(positions)
-        self.description = source.description
-        self.names = [source.names[i] for i in self.positions]
-        self.labels = None if source.labels is None else [source.labels[i] for i in self.positions]
-
-    def _read(self, i: int) -> np.ndarray:
-        return self.source[self.positions[i]].rgb
-
-
 def _pick(images: SetReconstruction, positions) -> SetReconstruction:
     positions = list(positions)
-    return SetReconstruction([images.names[i] for i in positions], images.originals[positions],
-                             images.indices[positions], images.reconstructions[positions],
+    return SetReconstruction([images.names[i] for i in positions], [images.labels[i] for i in positions],
+                             images.originals[positions], images.indices[positions], images.reconstructions[positions],
                              images.psnr[positions], images.ssim[positions], images.skipped)
 
 
@@ -133,6 +126,7 @@ class DatasetPass:
         self.source: ImageSource | None = None
         self.first: SetReconstruction | None = None  # the split's first grid_size images
         self.metrics: SplitMetrics | None = None
+        self._ranked: dict[str, SetReconstruction] = {}  # order -> the whole set's first grid_size in it
         self._status = PassStatus("idle", message="not started")
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -154,21 +148,40 @@ class DatasetPass:
         return self._status
 
     def grid(self, order: str) -> SetReconstruction | None:
-        """The split's first ``grid_size`` images and their reconstructions, in ``order`` (one of
-        ``ORDERS``); None until they are done."""
-        return None if self.first is None else _pick(self.first, _order(self.first.psnr, order))
+        """``grid_size`` images and their reconstructions in ``order`` (one of ``ORDERS``): the
+        whole set's first in that order once it is measured, until then the set's first images
+        in that order; None until those are done."""
+        if self.metrics is None:
+            return None if self.first is None else _pick(self.first, _order(self.first.psnr, order))
+        if order not in self._ranked:
+            position = {name: i for i, name in enumerate(self.source.names)}
+            chosen = _order(self.metrics.psnr, order)[:self.grid_size]
+            images = self.reconstruct(self._fitted([position[self.metrics.names[i]] for i in chosen]))
+            # The figures the set was ranked by (a batch of other images may round a last digit otherwise).
+            self._ranked[order] = replace(images, psnr=self.metrics.psnr[chosen], ssim=self.metrics.ssim[chosen])
+        return self._ranked[order]
 
-    def _fitted(self, positions) -> FittedImages:
-        return load_fitted(_Subset(self.source, positions), self.config.image_size)
+    def grid_note(self) -> str:
+        """What the grid shows: the set's worst/best, or (while it is measured) its first images."""
+        if self.metrics is None:
+            return f"its first {self.grid_size} images until every image is measured"
+        return f"the {self.grid_size} worst or best of all {len(self.metrics.names):,} images"
+
+    def _fitted(self, positions: list[int]) -> FittedImages:
+        """The source's entries at ``positions`` (in that order), fit to the model's square."""
+        parts = [read_chunk(self.source, Chunk(0, p, p + 1), self.config.image_size) for p in positions]
+        return FittedImages([n for f in parts for n in f.names], np.concatenate([f.images for f in parts]),
+                            [label for f in parts for label in f.labels], [s for f in parts for s in f.skipped])
 
     def _run(self) -> None:
         try:
             fetching = "downloading (once, into the Hub cache) and opening" if is_hub_ref(self.spec) else "opening"
-            split = f" (split {self.split})" if self.split else ""
+            split = f" (split {self.split})" if self.split and has_splits(self.spec) else ""
             self._status = PassStatus("opening", message=f"{fetching} {self.spec}{split}")
             self.source = open_source(self.spec, self.split)
             self.description, total = self.source.description, len(self.source)
-            self.first = self.reconstruct(self._fitted(range(min(self.grid_size, total))))
+            self.first = self.reconstruct(read_chunk(self.source, Chunk(0, 0, min(self.grid_size, total)),
+                                                     self.config.image_size))
             self.metrics = self._cached(total) or self._measure(total)
             self._status = PassStatus("done", total, total, f"{self.description}: {total:,} images")
         except (SourceError, OSError) as e:
@@ -192,14 +205,8 @@ class DatasetPass:
     def _measure(self, total: int) -> SplitMetrics:
         names, psnr, ssim, skipped = [], [], [], []
         stats = CodebookStats(self.config.levels, self.config.num_tokens)
-        for start in range(0, total, self.chunk):
-            self._status = PassStatus("reconstructing", start, total, f"reconstructing {self.description}")
-            positions = range(start, min(start + self.chunk, total))
-            try:
-                fitted = self._fitted(positions)
-            except SourceError as e:  # no entry of this chunk could be decoded
-                skipped += [Skipped(self.source.names[i], str(e)) for i in positions]
-                continue
+        for fitted in read_chunks(self.source, self.chunk, self.config.image_size):
+            self._status = PassStatus("reconstructing", fitted.chunk.start, total, f"reconstructing {self.description}")
             result = self.reconstruct(fitted)
             names += result.names
             psnr.append(result.psnr)

@@ -1,19 +1,21 @@
 """The Explore tab's computation: many uploaded images (files and ``.zip`` archives) through the
 tokenizer, each scored as in ``results.json``, ranked to show where the tokenizer fails.
 
-``open_uploads`` checks the whole upload against the limits below before decoding anything, and
-refuses it with an ``UploadError`` naming the file or archive entry at fault: too many images,
-too many bytes, a zip bomb (declared sizes over the limit, or a member compressed more than
-``MAX_ZIP_RATIO`` times), a zip inside a zip, an entry with an absolute or ``../`` path, or a
-symbolic link. Archive members are read in memory, never extracted to disk, and never more
-bytes than the archive declares. An image that cannot be decoded (corrupt, not an image, over
-``qkvae.image.MAX_PIXELS``) is skipped and listed with its reason.
+``open_uploads`` checks the upload before decoding anything. A file or archive entry that
+cannot be taken is skipped, listed with why, and the rest is processed: an archive that is not a
+readable zip or declares more bytes than a run may hold (a zip bomb), an entry compressed more
+than ``MAX_ZIP_RATIO`` times, a zip inside a zip, an absolute or ``../`` path, a symbolic link,
+an encrypted entry, a file that is not an image by its name, an image over
+``qkvae.image.MAX_PIXELS`` or unreadable by its header. Only the run's own limits refuse it as a
+whole, with an ``UploadError``, before any decoding: too many images, too many bytes, too many
+pixels to decode (``MAX_RUN_MEGAPIXELS``, summed from the images' headers). Archive members are
+read in memory, never extracted to disk, and never more bytes than the archive declares.
 
-``explore`` reconstructs the images a chunk at a time (``qkvae.pipeline.reconstruct_set``, in
-batches, or its GPU call in ``qkvae_app.gpu``) and summarizes each with
-``analysis.report.image_summary`` (OOD score and verdict included), into an ``Exploration``: a table, the worst images, and CSV
-and JSON files (the JSON's ``images`` entries are those of results.json, without
-``stability``, which would cost another encoding pass).
+``explore`` runs the model's pass over the upload a chunk at a time (``qkvae.stream``, through
+``qkvae.pipeline.reconstruct_set`` or its GPU call in ``qkvae_app.gpu``) and adds to each row
+``analysis.report.image_summary``'s rate and OOD score and verdict, into an ``Exploration``: a
+table, the worst images, and CSV and JSON files (the JSON's ``images`` entries are those of
+results.json, without ``stability``, which would cost another encoding pass).
 """
 
 import json
@@ -28,15 +30,16 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from analysis.evaluate import describe, jsonable
+from analysis.figures import describe, jsonable
 from analysis.report import ImageSummary
-from qkvae.image import MAX_PIXELS, ImageError, open_rgb
-from qkvae.pipeline import FittedImages, SetReconstruction, load_fitted
-from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped
+from qkvae.image import MAX_PIXELS, ImageError, image_pixels, open_rgb
+from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped, SourceError
+from qkvae.stream import FittedImages, ReconstructedImage, SetReconstruction, read_chunks
 from qkvae_app import files
 
 MAX_IMAGES = 500  # images in one upload, loose files and archive members together
 MAX_TOTAL_BYTES = 200 * 2**20  # uncompressed bytes of one upload (archive members by their declared size)
+MAX_RUN_MEGAPIXELS = 2000  # decoded pixels of one run, summed from the headers (4 Mpixel each for 500 images)
 MAX_ZIP_RATIO = 100  # an archive member may expand at most this many times...
 RATIO_FROM_BYTES = 2**20  # ...once it is this large (small flat BMPs legitimately compress more)
 CHUNK = 64  # images per call of the reconstruct function (one GPU call each on ZeroGPU) and per progress step
@@ -44,13 +47,15 @@ GALLERY_SIZE = 12  # worst images shown
 IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")  # macOS metadata, not content
 TABLE_COLUMNS = {"name": "name", "psnr": "PSNR (dB)", "ssim": "SSIM", "ood_score": "OOD score", "verdict": "verdict"}
 WORST_BY = ("PSNR", "OOD score")
-LIMITS = (f"Up to {MAX_IMAGES} images and {MAX_TOTAL_BYTES // 2**20} MB uncompressed per run, each image at most "
-          f"{MAX_PIXELS / 1e6:.0f} megapixels; archives may not hold other archives, links, absolute or `../` paths, "
-          f"or members compressed more than {MAX_ZIP_RATIO}x.")
+FORMULA_STARTS = ("=", "+", "-", "@")  # a CSV cell starting so is a formula to a spreadsheet
+LIMITS = (f"A run takes up to {MAX_IMAGES} images, {MAX_TOTAL_BYTES // 2**20} MB uncompressed and "
+          f"{MAX_RUN_MEGAPIXELS:,} megapixels in all, each image at most {MAX_PIXELS / 1e6:.0f} megapixels. "
+          "Files it cannot take (archives in archives, links, absolute or `../` paths, members compressed more "
+          f"than {MAX_ZIP_RATIO}x, encrypted or unreadable files) are skipped and listed with why.")
 
 
 class UploadError(ValueError):
-    """An upload refused as a whole, saying which file or archive entry broke which limit."""
+    """An upload refused as a whole: it breaks one of the run's own limits."""
 
 
 @dataclass(frozen=True)
@@ -67,18 +72,25 @@ class UploadSource(ImageSource):
         self.names, self.entries, self.unlisted = names, entries, unlisted
         self._archives: dict[Path, zipfile.ZipFile] = {}
 
-    def _read(self, i: int) -> np.ndarray:
-        entry, name = self.entries[i], self.names[i]
-        if isinstance(entry, Path):
-            return np.asarray(open_rgb(entry, name=name))
-        if entry.archive not in self._archives:  # opened once, closed by ``close``
-            self._archives[entry.archive] = zipfile.ZipFile(entry.archive)
+    def _bytes(self, member: _Member, name: str) -> bytes:
+        if member.archive not in self._archives:  # opened once, closed by ``close``
+            self._archives[member.archive] = zipfile.ZipFile(member.archive)
         try:
-            with self._archives[entry.archive].open(entry.info) as f:
-                data = f.read(entry.info.file_size)  # zipfile stops at the declared size and checks the CRC
+            with self._archives[member.archive].open(member.info) as f:
+                return f.read(member.info.file_size)  # zipfile stops at the declared size and checks the CRC
         except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError) as e:
             raise ImageError(f"{name} cannot be read from its archive ({e})") from None
-        return np.asarray(open_rgb(data, name=name))
+
+    def _data(self, i: int) -> Path | bytes:
+        entry = self.entries[i]
+        return entry if isinstance(entry, Path) else self._bytes(entry, self.names[i])
+
+    def pixels(self, i: int) -> int:
+        """Entry ``i``'s pixel count from its header (``ImageError`` when unreadable or too large)."""
+        return image_pixels(self._data(i), name=self.names[i])
+
+    def _read(self, i: int) -> np.ndarray:
+        return np.asarray(open_rgb(self._data(i), name=self.names[i]))
 
     def close(self) -> None:
         for archive in self._archives.values():
@@ -91,73 +103,126 @@ def _unsafe_path(name: str) -> bool:
     return posix.startswith("/") or bool(re.match(r"[A-Za-z]:", posix)) or ".." in PurePosixPath(posix).parts
 
 
-def _members(archive: Path, label: str) -> tuple[list[zipfile.ZipInfo], int]:
-    """The archive's members worth reading (checked), and its declared uncompressed size."""
+def _refusal(info: zipfile.ZipInfo) -> str | None:
+    """Why an archive entry is not read, or None."""
+    if _unsafe_path(info.filename):
+        return "has an absolute or '../' path, which could write outside a folder"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "is a symbolic link; archives may hold only files"
+    if info.filename.lower().endswith(".zip"):
+        return "is a zip inside the zip; upload the inner archive itself"
+    if info.flag_bits & 0x1:
+        return "is encrypted; upload it without a password"
+    if info.file_size >= RATIO_FROM_BYTES and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+        return (f"expands {info.file_size / max(info.compress_size, 1):,.0f} times ({info.compress_size:,} to "
+                f"{info.file_size:,} bytes); the limit is {MAX_ZIP_RATIO}x: it looks like a zip bomb")
+    if Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
+        return "not an image file (by its name)"
+    return None
+
+
+def _members(archive: Path, label: str, skipped: list[Skipped]) -> list[zipfile.ZipInfo]:
+    """The archive's image members, sorted by path; every other entry (or the whole archive)
+    added to ``skipped`` with why."""
     try:
         with zipfile.ZipFile(archive) as z:
             infos = z.infolist()
     except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise UploadError(f"{label} is not a readable zip archive ({e})") from None
+        skipped.append(Skipped(label, f"not a readable zip archive ({e})"))
+        return []
     declared = sum(info.file_size for info in infos)
     if declared > MAX_TOTAL_BYTES:
-        raise UploadError(f"{label} would expand to {declared / 2**20:,.0f} MB (the sizes its entries declare); "
-                          f"the limit is {MAX_TOTAL_BYTES // 2**20} MB: it looks like a zip bomb")
+        skipped.append(Skipped(label, f"would expand to {declared / 2**20:,.0f} MB (the sizes its entries declare); "
+                                      f"a run may hold {MAX_TOTAL_BYTES // 2**20} MB: it looks like a zip bomb"))
+        return []
     kept = []
-    for info in infos:
-        entry = f"{label}: entry {info.filename!r}"
-        if _unsafe_path(info.filename):
-            raise UploadError(f"{entry} has an absolute or '../' path, which could write outside a folder")
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise UploadError(f"{entry} is a symbolic link; archives may hold only files")
+    for info in sorted(infos, key=lambda i: i.filename):
         if info.is_dir() or IGNORED_MEMBERS.search(info.filename):
             continue
-        if info.filename.lower().endswith(".zip"):
-            raise UploadError(f"{entry} is a zip inside the zip; upload the inner archive itself")
-        if info.file_size >= RATIO_FROM_BYTES and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-            raise UploadError(f"{entry} expands {info.file_size / max(info.compress_size, 1):,.0f} times "
-                              f"({info.compress_size:,} to {info.file_size:,} bytes); the limit is "
-                              f"{MAX_ZIP_RATIO}x: it looks like a zip bomb")
-        kept.append(info)
-    return kept, declared
+        why = _refusal(info)
+        if why is None:
+            kept.append(info)
+        else:
+            skipped.append(Skipped(f"{label}/{info.filename}", why))
+    return kept
 
 
-def _unique(names: list[str]) -> list[str]:
-    """The names, with " (2)", " (3)", ... added to repeats so that every row names one image."""
+def _unique(names: list[tuple[str, str]]) -> list[str]:
+    """Each entry's short name, or where short names repeat its archive-qualified one
+    (``photos.zip/img.png``), with " (2)", " (3)", ... added to any that still repeat."""
+    short = [s for s, _ in names]
+    chosen = [s if short.count(s) == 1 else q for s, q in names]
     seen: dict[str, int] = {}
     out = []
-    for name in names:
+    for name in chosen:
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
     return out
 
 
-def open_uploads(paths) -> UploadSource:
-    """The images of uploaded files and ``.zip`` archives, in upload order (an archive's members
-    sorted by path), checked against the limits; raises ``UploadError`` for a refused upload.
-    Archive members that are not image files are listed in ``unlisted``."""
-    names, entries, unlisted, total = [], [], [], 0
+def _entries(paths) -> tuple[list[tuple[str, str]], list[Path | _Member], list[Skipped], int]:
+    """(short name, qualified name) and entry of each image of the upload, what was skipped and
+    why, and the upload's uncompressed bytes; nothing decoded."""
+    names, entries, skipped, total = [], [], [], 0
     for path in map(Path, paths):
-        if path.suffix.lower() != ".zip":
-            names.append(path.name)
+        if path.suffix.lower() == ".zip":
+            for info in _members(path, path.name, skipped):
+                names.append((info.filename, f"{path.name}/{info.filename}"))
+                entries.append(_Member(path, info))
+                total += info.file_size
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            names.append((path.name, path.name))
             entries.append(path)
             total += path.stat().st_size
-            continue
-        infos, declared = _members(path, path.name)
-        total += declared
-        for info in sorted(infos, key=lambda i: i.filename):
-            if Path(info.filename).suffix.lower() in IMAGE_SUFFIXES:
-                names.append(info.filename)
-                entries.append(_Member(path, info))
-            else:
-                unlisted.append(Skipped(f"{path.name}/{info.filename}", "not an image file (by its name)"))
+        else:
+            skipped.append(Skipped(path.name, "not an image file or a .zip archive (by its name)"))
+    return names, entries, skipped, total
+
+
+def open_uploads(paths) -> UploadSource:
+    """The images of uploaded files and ``.zip`` archives, in upload order (an archive's members
+    sorted by path), checked against the limits from their headers; raises ``UploadError`` for
+    a run over its own limits. Entries skipped before decoding are listed in ``unlisted``."""
+    names, entries, skipped, total = _entries(paths)
     if len(entries) > MAX_IMAGES:
         raise UploadError(f"the upload holds {len(entries):,} images; the limit is {MAX_IMAGES} per run")
     if total > MAX_TOTAL_BYTES:
         raise UploadError(f"the upload holds {total / 2**20:,.0f} MB uncompressed; the limit is "
                           f"{MAX_TOTAL_BYTES // 2**20} MB per run")
-    if not entries:
-        raise UploadError("the upload holds no image files" + (f" ({len(unlisted)} other files)" if unlisted else ""))
-    return UploadSource(_unique(names), entries, unlisted)
+    source = UploadSource(_unique(names), entries, [])
+    try:
+        readable, pixels = [], 0
+        for i, name in enumerate(source.names):
+            try:
+                pixels += source.pixels(i)
+                readable.append(i)
+            except ImageError as e:
+                skipped.append(Skipped(name, str(e)))
+    finally:
+        source.close()
+    if pixels > MAX_RUN_MEGAPIXELS * 1e6:
+        raise UploadError(f"the upload's images hold {pixels / 1e6:,.0f} megapixels to decode; the limit is "
+                          f"{MAX_RUN_MEGAPIXELS:,} per run")
+    if not readable:
+        raise UploadError("the upload holds no readable image files" + (f" ({len(skipped)} skipped: "
+                          f"{skipped[0].name}: {skipped[0].reason}" + (", ..." if len(skipped) > 1 else "") + ")"
+                          if skipped else ""))
+    return UploadSource([source.names[i] for i in readable], [entries[i] for i in readable], skipped)
+
+
+def describe_upload(paths) -> str:
+    """What a run of these files would take, in a line of HTML: images, skipped entries, or why it
+    would be refused. Files added to the box join the ones already there."""
+    if not paths:
+        return ""
+    files = f"{len(paths)} file{'s' if len(paths) != 1 else ''} in the box"
+    try:
+        source = open_uploads(paths)
+    except UploadError as e:
+        return f'<p class="qk-note">{files}; a run would be refused: {escape(str(e))}.</p>'
+    skipped = f", {len(source.unlisted)} skipped" if source.unlisted else ""
+    return (f'<p class="qk-note">{files}: a run takes <b>{len(source)}</b> images{skipped}. A new upload adds '
+            "to these; clear the box (×) to start afresh.</p>")
 
 
 def ood_reading(summary: ImageSummary) -> tuple[float | None, str]:
@@ -222,13 +287,13 @@ class Exploration:
 
     def gallery(self, by: str = "PSNR", count: int = GALLERY_SIZE) -> list[tuple[str, str]]:
         """The worst images as (PNG path, caption): original left, reconstruction right, captioned
-        with the name, the PSNR and, when ranked by it, the OOD score."""
+        with the ranking value first (PSNR, or OOD score then PSNR), then the name."""
         items = []
         for i in self.worst(by, count):
             r = self.rows[i]
-            ood = f" · OOD {r.ood_score:.2f}" if by == "OOD score" and r.ood_score is not None else ""
+            ood = f"OOD {r.ood_score:.2f} · " if by == "OOD score" and r.ood_score is not None else ""
             items.append((files.png_file(pair_tile(self.originals[i], self.reconstructions[i])),
-                          f"{r.name} · {r.psnr:.2f} dB{ood}"))
+                          f"{ood}{r.psnr:.2f} dB · {r.name}"))
         return items
 
     def results_json(self) -> dict:
@@ -236,13 +301,18 @@ class Exploration:
         PSNR and SSIM spread in ``aggregate``."""
         return jsonable({
             "images": self.images,
-            "skipped": [vars(s) for s in self.skipped],
+            "skipped": [s.to_json() for s in self.skipped],
             "aggregate": {"num_images": len(self.images), "psnr": describe([r.psnr for r in self.rows]),
                           "ssim": describe([r.ssim for r in self.rows])},
         })
 
     def csv_text(self) -> str:
-        return pd.DataFrame([vars(r) for r in self.rows], columns=list(TABLE_COLUMNS)).to_csv(index=False)
+        """The table as CSV; a text cell that a spreadsheet would run as a formula (it starts
+        with ``=``, ``+``, ``-`` or ``@``) is quoted with a leading apostrophe."""
+        frame = pd.DataFrame([vars(r) for r in self.rows], columns=list(TABLE_COLUMNS))
+        for column in ("name", "verdict"):
+            frame[column] = frame[column].map(lambda text: f"'{text}" if text[:1] in FORMULA_STARTS else text)
+        return frame.to_csv(index=False)
 
     def write_files(self) -> tuple[str, str]:
         """The CSV and JSON downloads, as files the app serves (``qkvae_app.files``)."""
@@ -260,35 +330,35 @@ Progress = Callable[[float, str], None]  # (fraction done, what is running), e.g
 
 
 def explore(paths, reconstruct: Callable[[FittedImages], SetReconstruction],
-            summarize: Callable[[np.ndarray, np.ndarray, np.ndarray], ImageSummary], size: int = 96,
+            summarize: Callable[[ReconstructedImage], ImageSummary], size: int = 96,
             mode: str = "resize", progress: Progress | None = None) -> Exploration:
     """Reconstruct and score every image of the upload ``paths`` (see ``open_uploads``), fit to
     ``size`` x ``size`` with ``mode``.
 
-    ``reconstruct`` runs the model: ``reconstruct_set`` with the model, or
-    ``qkvae_app.gpu.reconstruct_images`` (a GPU call on ZeroGPU); it is called once per
-    ``CHUNK`` images, and ``progress`` hears before each call. ``summarize(original,
-    reconstruction, indices)`` is ``analysis.report.image_summary`` with the OOD reference (and
-    config) bound. Raises ``UploadError`` for a refused upload, ``qkvae.SourceError`` when no
-    image could be decoded.
+    The upload is read ``CHUNK`` images at a time (``qkvae.stream.read_chunks``) and each chunk
+    goes to ``reconstruct``, which runs the model: ``reconstruct_set`` with the model, or
+    ``qkvae_app.gpu.reconstruct_images`` (a GPU call on ZeroGPU); ``progress`` hears before each
+    call. ``summarize(row)`` is ``analysis.report.image_summary`` with the OOD reference (and
+    config) bound: it adds the rate and OOD score to the row's PSNR and SSIM. Raises
+    ``UploadError`` for a refused upload, ``qkvae.SourceError`` when no image could be decoded.
     """
-    report = progress or (lambda fraction, desc: None)
+    report = progress if progress is not None else (lambda fraction, desc: None)  # a gr.Progress is falsy
     source = open_uploads(paths)
-    report(0.0, f"decoding {len(source)} images")
+    n, rows, images, done = len(source), [], [], []
     try:
-        fitted = load_fitted(source, size, mode)
+        for fitted in read_chunks(source, CHUNK, size, mode):
+            report(fitted.chunk.start / n, f"reconstructing: {fitted.chunk.start} of {n} images read")
+            done.append(reconstruct(fitted))
+            for row in done[-1].rows():
+                summary = summarize(row)
+                rows.append(Row(row.name, row.psnr, row.ssim, *ood_reading(summary)))
+                images.append({"name": row.name, **summary.to_json()})
     finally:
         source.close()
-    n, rows, images, done = len(fitted.names), [], [], []
-    for start in range(0, n, CHUNK):
-        part = slice(start, min(start + CHUNK, n))
-        report(start / n, f"reconstructed {start} of {n} images")
-        done.append(reconstruct(FittedImages(fitted.names[part], fitted.images[part], None, [])))
-        for name, original, reconstruction, indices in zip(
-                done[-1].names, done[-1].originals, done[-1].reconstructions, done[-1].indices, strict=True):
-            summary = summarize(original, reconstruction, indices)
-            rows.append(Row(name, float(summary.psnr), float(summary.ssim), *ood_reading(summary)))
-            images.append({"name": name, **summary.to_json()})
+    skipped = [s for d in done for s in d.skipped]
+    if not rows:
+        raise SourceError(f"none of the entries of {source.description} could be decoded"
+                          + (f" (first: {skipped[0].reason})" if skipped else ""))
     return Exploration(rows=rows, images=images, originals=np.concatenate([d.originals for d in done]),
                        reconstructions=np.concatenate([d.reconstructions for d in done]),
-                       skipped=fitted.skipped + source.unlisted)
+                       skipped=skipped + source.unlisted)

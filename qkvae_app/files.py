@@ -1,5 +1,6 @@
 """Every file the app writes, and their pruning: an image's token ids (.npy, .json), its LM-ready
-sequence (.json), the PNG of every image it shows, the cached metrics of dataset passes, and the
+sequence (.json), the PNG of every image it shows (and, under their own names, the explored
+images it opens in the Reconstruct tab), the cached metrics of dataset passes, and the
 Explore tab's tables (.csv, .json).
 
 They are written under ``<tmp>/qkvae-app/<kind>/``, named by a digest of their content (or, for a
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from qkvae.atomic import atomic_write
 from qkvae.tokens import lm_sequence, lm_vocab, save_tokens
 
 OUT_DIR = Path(tempfile.gettempdir()) / "qkvae-app"
@@ -108,7 +110,7 @@ def lm_file(grid: np.ndarray, base_vocab_size: int, stem: str) -> tuple[np.ndarr
     """The LM sequence and a JSON file holding it with its vocabulary layout (special-token ids)."""
     seq = lm_sequence(grid, base_vocab_size)
     path = _grid_folder(grid) / f"{stem}-lm-{base_vocab_size}.json"
-    path.write_text(json.dumps({**lm_vocab(base_vocab_size), "ids": seq.tolist()}) + "\n")
+    atomic_write(path, json.dumps({**lm_vocab(base_vocab_size), "ids": seq.tolist()}) + "\n")
     return seq, str(path)
 
 
@@ -125,9 +127,7 @@ def result_files(texts: dict[str, str]) -> tuple[str, ...]:
         try:
             os.utime(path)
         except FileNotFoundError:
-            with tempfile.NamedTemporaryFile("w", dir=where, prefix=".", delete=False) as staging:
-                staging.write(text)
-            os.replace(staging.name, path)
+            atomic_write(path, text)
     return tuple(map(str, paths))
 
 
@@ -149,9 +149,23 @@ def png_file(image: np.ndarray) -> str:
         return str(path)
     except FileNotFoundError:
         pass
-    fd, staging = tempfile.mkstemp(dir=png_dir, prefix=".", suffix=".png")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(staging, path)
-    return str(path)
+    return str(atomic_write(path, data))
 
+
+
+def named_png(image: np.ndarray, name: str) -> str:
+    """``png_file``'s PNG under the file name ``name``'s stem + ``.png``, in a folder named by the
+    content, so that what opens it (the Reconstruct tab) knows the image by its own name."""
+    source = Path(png_file(image))
+    where = source.parent / source.stem
+    where.mkdir(exist_ok=True)
+    os.utime(where)  # in use again: pruning leaves it
+    path = where / f"{Path(name).stem[:200] or 'image'}.png"
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        fd, staging = tempfile.mkstemp(dir=where, prefix=".", suffix=".png")
+        with os.fdopen(fd, "wb") as f:
+            f.write(source.read_bytes())
+        os.replace(staging, path)
+    return str(path)

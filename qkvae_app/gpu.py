@@ -13,6 +13,10 @@ try:
 except ImportError:
     spaces = None
 
+import copy
+import functools
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -20,7 +24,8 @@ from analysis.ood import OODReference
 from analysis.report import ImageReport, analyze_image
 from qkvae.image import to_uint8
 from qkvae.model import QKVAE
-from qkvae.pipeline import FittedImages, SetReconstruction, reconstruct_set
+from qkvae.pipeline import reconstruct_set
+from qkvae.stream import FittedImages, SetReconstruction
 
 _loaded: dict = {}  # "model": the QKVAE, "reference": its OOD reference or None
 
@@ -66,3 +71,13 @@ def decode(indices: np.ndarray) -> np.ndarray:
 def reconstruct_images(images: FittedImages) -> SetReconstruction:
     """One chunk of a dataset pass: every image encoded and decoded, with its PSNR and SSIM."""
     return reconstruct_set(_model(), images)
+
+
+def background_reconstruct() -> Callable[[FittedImages], SetReconstruction]:
+    """``reconstruct_images`` for work outside any visitor's request (the Dataset tab's pass, in a
+    thread). On ZeroGPU a GPU call there carries no visitor and spends the Space's own quota (it
+    can fail with "reached its GPU limit"), so it runs a CPU copy of the model instead; elsewhere
+    it is ``reconstruct_images`` itself."""
+    if spaces is None:
+        return reconstruct_images
+    return functools.partial(reconstruct_set, copy.deepcopy(_model()).to("cpu"))

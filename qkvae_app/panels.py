@@ -1,6 +1,7 @@
 """HTML for the app's text panels: status line, OOD verdict, rate table, token readout, dataset summary.
 
-Pure functions from results to strings; the look comes from the classes styled in ``app.CSS``.
+Pure functions from results to strings; their look comes from the classes styled in ``CSS``
+below (with the app's few layout rules), which ``qkvae_app.demo`` hands to Gradio.
 """
 
 from html import escape
@@ -10,6 +11,32 @@ import numpy as np
 from analysis.ood import (IN_DISTRIBUTION, MAP_VMAX, MAP_VMIN, OUT_OF_DISTRIBUTION, TESTS, UNUSUAL, OODReference,
                           OODScore)
 from qkvae import fsq
+
+CSS = """
+.framed .image-container, .framed .image-container > button, .framed .image-frame { width: 100%; height: 100%; }
+.framed .image-frame { padding: 2.2rem 0.3rem 0.3rem; box-sizing: border-box; }
+.framed .image-frame img { width: 100%; height: 100%; object-fit: contain; }
+.pixelated .image-frame img { image-rendering: pixelated; }
+.qk-header h1 { margin: 0; font-size: 1.6rem; }
+.qk-header p { margin: 0.2rem 0 0; color: var(--body-text-color-subdued); }
+.qk-status { font-size: 0.85rem; padding: 0.4rem 0.7rem; border-radius: 6px; background: var(--background-fill-secondary); }
+.qk-status code { font-size: 0.8rem; }
+.qk-opened { margin: 0; font-size: 0.95rem; }
+.qk-card { padding: 0.6rem 0.9rem; border: 1px solid var(--border-color-primary); border-radius: 8px; }
+.qk-card h4 { margin: 0 0 0.4rem; }
+.qk-card p { margin: 0.3rem 0; }
+.qk-big { font-size: 1.5rem; font-weight: 600; }
+.qk-big small, .qk-note { font-size: 0.8rem; font-weight: 400; color: var(--body-text-color-subdued); }
+.qk-badge { padding: 0.1rem 0.5rem; border-radius: 999px; font-weight: 600; font-size: 0.85rem; }
+.qk-ok { background: #dcfce7; color: #166534; }
+.qk-warn { background: #fef3c7; color: #92400e; }
+.qk-bad { background: #fee2e2; color: #991b1b; }
+.qk-table tr.qk-drove td { font-weight: 600; }
+.qk-table, .qk-table tr { border-collapse: collapse; font-size: 0.85rem; width: 100%; border: none; }
+.qk-table td, .qk-table th { padding: 0.15rem 0.5rem; text-align: right; border: none; border-bottom: 1px solid var(--border-color-primary); background: none; }
+.qk-table td:first-child, .qk-table th:first-child { text-align: left; }
+.qk-gallery img { image-rendering: pixelated; }
+"""
 
 VERDICT_CLASS = {IN_DISTRIBUTION: "qk-ok", UNUSUAL: "qk-warn", OUT_OF_DISTRIBUTION: "qk-bad"}
 
@@ -26,7 +53,7 @@ def status_html(model, model_error: str | None, reference_note: str) -> str:
     params = sum(p.numel() for p in model.parameters())
     return (
         f'<div class="qk-status">device <b>{escape(str(model.device))}</b> · weights '
-        f"<code>{escape(str(model.weights_path))}</code> · {params:,} parameters · {reference_note}</div>"
+        f"<code>{escape(str(model.weights_file.path))}</code> · {params:,} parameters · {reference_note}</div>"
     )
 
 
@@ -56,8 +83,12 @@ def ood_html(score: OODScore | None, thresholds: tuple[float, float]) -> str:
         f"{escape(verdict.explanation)}.</p>"
         f'<p class="qk-big">{score.score:.2f} <small>higher is more unusual; unusual above {unusual:.2f}, '
         f"out of distribution above {outside:.2f} (95th and 99th percentiles of the calibration photos)</small></p>"
-        '<table class="qk-table"><tr><th>test</th><th>bits/token</th><th>percentile</th></tr>'
+        '<table class="qk-table"><tr><th>test</th><th>bits/token</th><th>percentile in its direction</th></tr>'
         f"{rows}</table>"
+        '<p class="qk-note">Each row is one test: where the image stands among the calibration photos in the '
+        "direction that test flags (99 = further than 99 % of them). Prior bits are tested both ways, too few "
+        "(simpler than photos) and too many (more complex), so their value shows twice, with percentiles that "
+        "add up to 100.</p>"
         f'<p class="qk-note">The OOD map: per token, the bits it costs under the prior beyond what a photo '
         f"token of the same local detail costs; red more, blue less, {MAP_VMIN:+.0f} to {MAP_VMAX:+.0f} bits on "
         "every image.</p></div>"
@@ -103,16 +134,17 @@ def token_html(grid: np.ndarray, edited: np.ndarray, row: int, col: int, levels)
     )
 
 
-def dataset_html(description: str, status, metrics=None, codebook=None) -> str:
+def dataset_html(description: str, status, metrics=None, codebook=None, grid_note: str = "") -> str:
     """The Dataset tab's summary (``qkvae_app.dataset``): what went wrong and how to fix it, the
-    pass's progress, or once it is done the set's PSNR and SSIM spread and codebook usage."""
+    pass's progress, or once it is done the set's PSNR and SSIM spread and codebook usage; and
+    ``grid_note``, what the grid shows."""
     if status.stage == "failed":
         return f'<div class="qk-card"><p><span class="qk-badge qk-bad">no dataset</span> {escape(status.message)}</p></div>'
     if metrics is None:
         progress = (f'<progress value="{status.done}" max="{status.total}"></progress> '
                     f"{status.done:,} of {status.total:,} images" if status.total else "")
         return (f'<div class="qk-card"><p>{escape(status.message)}… {progress}</p><p class="qk-note">The whole '
-                "set is measured once, in the background, and kept; the grid shows its first images meanwhile.</p></div>")
+                f"set is measured once, in the background, and kept; the grid shows {escape(grid_note)}.</p></div>")
     p, s = metrics.psnr, metrics.ssim
     skipped = f" ({len(metrics.skipped):,} unreadable, skipped)" if metrics.skipped else ""
     return (
@@ -120,7 +152,8 @@ def dataset_html(description: str, status, metrics=None, codebook=None) -> str:
         f"PSNR mean {p.mean():.2f} dB, min {p.min():.2f}, max {p.max():.2f}; SSIM mean {s.mean():.4f}. "
         f"Codebook: {codebook.codes_seen:,} of {codebook.counts.size:,} codes used ({codebook.usage:.1%}), "
         f"entropy {codebook.entropy_bits:.2f} of {codebook.max_entropy_bits:.2f} bits, "
-        f"perplexity {codebook.perplexity:,.0f}.</p></div>"
+        f"perplexity {codebook.perplexity:,.0f}.</p>"
+        + (f'<p class="qk-note">The grid shows {escape(grid_note)}.</p>' if grid_note else "") + "</div>"
     )
 
 

@@ -1,11 +1,9 @@
-"""The Reconstruct tab's outputs, derived from one ``analysis.report.ImageReport``.
+"""The Reconstruct tab's outputs, derived from one ``analysis.report.ImageReport``: one field per
+output component (``qkvae_app.outputs``)."""
 
-``ReconstructView`` has one field per output (a list field feeds one component per item), and
-``outputs`` lists the app's components in the same order, so the handler's return value and the
-event's outputs cannot drift apart.
-"""
-
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from html import escape
+from pathlib import PurePosixPath
 
 import gradio as gr
 import numpy as np
@@ -14,10 +12,11 @@ import pandas as pd
 from analysis import plots
 from analysis.report import ImageReport
 from qkvae_app import panels, views
+from qkvae_app.outputs import Outputs, per_item
 
 
 @dataclass(frozen=True)
-class ReconstructView:
+class ReconstructView(Outputs):
     model_input: np.ndarray
     reconstruction: np.ndarray
     jpeg: np.ndarray
@@ -29,13 +28,15 @@ class ReconstructView:
     ood_panel: str
     rate_panel: str
     codebook_chart: gr.BarPlot
-    level_charts: list[pd.DataFrame]  # one per FSQ dimension
+    level_charts: list[pd.DataFrame] = per_item()  # one per FSQ dimension
+    opened: str  # which image is shown, by its own name
     tokens: dict  # the Tokens tab's state: grid, decoded image, file stem
 
     @classmethod
     def of(cls, report: ImageReport, thresholds: tuple[float, float] | None, codebook_size: int,
            name: str) -> "ReconstructView":
-        """The view of ``report``; ``thresholds`` are the OOD reference's (None without one)."""
+        """The view of ``report`` for the image file called ``name``; ``thresholds`` are the OOD
+        reference's (None without one)."""
         cb = report.codebook
         return cls(
             model_input=report.original, reconstruction=report.reconstruction, jpeg=report.summary.jpeg_rgb,
@@ -46,18 +47,6 @@ class ReconstructView:
             ood_panel=panels.ood_html(report.summary.ood_score, thresholds), rate_panel=panels.rate_html(report),
             codebook_chart=gr.BarPlot(views.codebook_frame(cb.counts), label=panels.codebook_label(cb)),
             level_charts=views.level_frames(cb.level_histograms),
-            tokens={"grid": report.indices, "decoded": report.reconstruction, "name": name},
+            opened=f'<p class="qk-opened">Showing <b>{escape(name)}</b></p>',
+            tokens={"grid": report.indices, "decoded": report.reconstruction, "name": PurePosixPath(name).stem},
         )
-
-    def values(self) -> list:
-        """The field values in order, list fields spread out: what the event handler returns."""
-        values = [getattr(self, f.name) for f in fields(self)]
-        return [v for value in values for v in (value if isinstance(value, list) else [value])]
-
-
-def outputs(components: dict) -> list:
-    """The components named by ``ReconstructView``'s fields, in its order, list entries spread out."""
-    names = [f.name for f in fields(ReconstructView)]
-    if set(components) != set(names):
-        raise ValueError(f"components must be named exactly {names}")
-    return [c for name in names for c in (components[name] if isinstance(components[name], list) else [components[name]])]

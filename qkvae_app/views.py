@@ -10,7 +10,7 @@ import pandas as pd
 from analysis import plots
 from analysis.metrics import pixel_error
 
-CODEBOOK_BINS = 120  # 15,360 ids in bins of 128
+CODEBOOK_BINS = 120  # bars of the codebook chart (the card's 15,360 ids in bins of 128)
 TOKEN_VIEW_SCALE = 10  # image pixels per token in the clickable grid; shown no larger than that
 CHANGE_VMAX = 16.0  # 8-bit levels at the top of the colour scale of the token-edit change map
 
@@ -33,9 +33,9 @@ def level_frames(level_hists) -> list[pd.DataFrame]:
     return frames
 
 
-def token_grid_view(grid: np.ndarray, row: int | None = None, col: int | None = None,
-                    codebook_size: int = 15360) -> np.ndarray:
-    """The token heatmap enlarged ``TOKEN_VIEW_SCALE`` times, with token (row, col) framed in white and black."""
+def token_grid_view(grid: np.ndarray, codebook_size: int, row: int | None = None, col: int | None = None) -> np.ndarray:
+    """The token heatmap (ids 0..``codebook_size`` - 1, the model config's) enlarged ``TOKEN_VIEW_SCALE``
+    times, with token (row, col) framed in white and black."""
     heatmap = clickable(plots.token_heatmap(grid, codebook_size))
     if row is None or col is None:
         return heatmap

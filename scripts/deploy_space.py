@@ -28,6 +28,8 @@ from pathlib import Path
 
 from huggingface_hub import SpaceHardware
 
+from qkvae.atomic import atomic_write
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("qkvae", "analysis", "qkvae_app")
 FILES = ("app.py", "README.md", "assets/model.safetensors", "assets/config.json", "assets/ood_reference.npz",
@@ -77,7 +79,7 @@ def build_bundle(out: Path, root: Path = REPO_ROOT) -> list[BundleFile]:
     for name in sources:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / name, out / name)
-    (out / "requirements.txt").write_text(space_requirements(root))
+    atomic_write(out / "requirements.txt", space_requirements(root))
     return [BundleFile(name, (out / name).stat().st_size) for name in sorted([*sources, "requirements.txt"])]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
+from qkvae.atomic import atomic_path
 from qkvae.image import fit, open_rgb
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -50,7 +51,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in EXAMPLES:
         path = out / f"{name}.png"
-        build(name).save(path, format="PNG", optimize=True)
+        with atomic_path(path) as staging:
+            build(name).save(staging, format="PNG", optimize=True)
         print(f"{path}  {path.stat().st_size / 1024:.1f} KiB")
     return 0
 

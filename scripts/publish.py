@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from analysis.plots import loss_curve
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import CHECKPOINT_NAME, LOG_NAME
 from qkvae.weights import ASSETS, save_qkvae
@@ -30,8 +31,9 @@ def publish(run: Path, out: Path) -> str:
     save_qkvae(checkpoint_model(ckpt), out)
     records = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()]
     records = [r for r in records if r["step"] < ckpt["step"]]
-    (out / LOG_NAME).write_text("".join(json.dumps(r) + "\n" for r in records))
-    loss_curve(records, ckpt["step"], ckpt["recipe"]["steps"]).savefig(out / "loss_curve.png")
+    atomic_write(out / LOG_NAME, "".join(json.dumps(r) + "\n" for r in records))
+    with atomic_path(out / "loss_curve.png") as staging:
+        loss_curve(records, ckpt["step"], ckpt["recipe"]["steps"]).savefig(staging, format="png")
     return f"published step {ckpt['step']} of {ckpt['recipe']['steps']} from {run} to {out}"
 
 

@@ -16,7 +16,9 @@ import skimage.data
 from PIL import Image
 
 from analysis import evaluate, plots, reference
-from qkvae.pipeline import FittedImages, reconstruct_set
+from analysis.ood import auroc, fpr_at_tpr
+from qkvae.pipeline import reconstruct_set
+from qkvae.stream import FittedImages
 
 GOLDEN = Path(__file__).parent / "golden" / "analysis_results.json"
 REGENERATE = os.environ.get("QKVAE_REGEN_GOLDEN") == "1"
@@ -42,7 +44,8 @@ def evaluated(tmp_path_factory, weights_dir, ood_reference_path):
     data = tiny_folder(root / "photos")
     out = root / "out"
     assert evaluate.main(["--data", str(data), "--reference", str(ood_reference_path), "--out", str(out),
-                          "--precision-images", "1", "--weights", str(weights_dir), "--batch-size", "2"]) == 0
+                          "--precision-images", "1", "--weights", str(weights_dir), "--batch-size", "2",
+                          "--ood", "builtin"]) == 0
     return out
 
 
@@ -87,17 +90,23 @@ def test_every_image_and_the_aggregate_carry_the_documented_figures(evaluated):
     images, agg = results["images"], results["aggregate"]
     assert [im["name"] for im in images] == ["cat.png", "coffee.png", "motorcycle.png", "rocket.png"]
     for im in images:
-        assert {"name", "psnr", "ssim", "ood_score", "rate", "stability"} <= set(im)
+        assert {"name", "psnr", "ssim", "expected_psnr", "psnr_residual", "ood_score", "rate", "stability"} <= set(im)
+        assert im["psnr_residual"] == pytest.approx(im["psnr"] - im["expected_psnr"])
         assert im["rate"]["jpeg_equal_bytes"]["bytes"] <= im["rate"]["nominal_bits"] / 8
     assert "bf16" in images[0]["stability"] and "bf16" not in images[1]["stability"]
     assert agg["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in images]))
     assert agg["codebook"]["num_images"] == 4 and agg["codebook"]["usage_curve"][-1][0] == 4
     ood = agg["ood"]
     assert ood["ood_set"]["num_images"] >= 150
-    assert set(ood["detection"]) == {"all", "text", "diagram", "screenshot", "face", "texture", "noise_flat", "science"}
-    for figures in ood["detection"].values():
+    assert set(ood["detection"]) == {"all", "text", "diagram", "screenshot", "face", "texture", "noise_flat", "science",
+                                     "zoomed_in", "tiled", "low_light", "noisy", "jpeg", "blurred"}
+    data_scores = [im["ood_score"]["score"] for im in images]
+    ood_scores = {name: s["score"] for name, s in ood["ood_set"]["scores"].items()}
+    for category, figures in ood["detection"].items():
         assert set(figures["auroc"]) == set(figures["fpr_at_95_tpr"]) == {"score", "kl"}
-        assert all(0 <= v <= 1 for v in [*figures["auroc"].values(), *figures["fpr_at_95_tpr"].values()])
+        out = [v for name, v in ood_scores.items() if category == "all" or name.startswith(f"{category}__")]
+        assert figures["auroc"]["score"] == pytest.approx(auroc(data_scores, out)), category
+        assert figures["fpr_at_95_tpr"]["score"] == pytest.approx(fpr_at_tpr(data_scores, out)), category
     assert sum(ood["detection"][c]["num_images"] for c in ood["detection"] if c != "all") == ood["ood_set"]["num_images"]
     assert -1 <= ood["data"]["map_error_spearman"]["mean"] <= 1
     for im in images:
@@ -148,7 +157,8 @@ def test_a_reference_of_other_weights_is_an_error_and_the_shipped_one_is_left_ou
 @pytest.mark.skipif(not STL10_SAMPLES.is_dir(), reason="needs ../shared/data/stl10-samples")
 def test_the_80_stl10_samples_with_the_shipped_weights_and_reference(tmp_path):
     """The shipped OOD score on the real samples against the built-in OOD set: the targets of issue 10."""
-    assert evaluate.main(["--data", str(STL10_SAMPLES), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
+    assert evaluate.main(["--data", str(STL10_SAMPLES), "--out", str(tmp_path / "o"), "--device", "cpu",
+                          "--ood", "builtin"]) == 0
     results = read_results(tmp_path / "o")
     assert len(results["images"]) == 80
     detection = results["aggregate"]["ood"]["detection"]
@@ -162,8 +172,8 @@ def test_the_80_stl10_samples_with_the_shipped_weights_and_reference(tmp_path):
 
 
 def test_without_a_reference_the_ood_figures_are_left_out(model, rgb):
-    images = FittedImages(["a", "b"], np.stack([rgb, rgb[::-1]]), None, [])
-    results, pictures = evaluate.evaluate(model, reconstruct_set(model, images), reference=None, ood=None,
+    images = FittedImages(["a", "b"], np.stack([rgb, rgb[::-1]]), [None, None], [])
+    results, pictures = evaluate.evaluate(model, [reconstruct_set(model, images)], reference=None, ood=None,
                                           precision_images=0)
     agg = results["aggregate"]
     assert "ood" not in agg and "reference_bits" not in agg["rate"] and "bf16" not in agg["stability"]
@@ -174,8 +184,8 @@ def test_without_a_reference_the_ood_figures_are_left_out(model, rgb):
 
 def test_more_images_than_the_grid_are_all_in_the_means_and_16_in_the_grid(model, rgb):
     images = np.stack([np.roll(rgb, 5 * k, axis=1) for k in range(evaluate.GRID_IMAGES + 2)])
-    images = FittedImages([f"im{k}" for k in range(len(images))], images, None, [])
-    results, pictures = evaluate.evaluate(model, reconstruct_set(model, images), reference=None, ood=None,
+    images = FittedImages([f"im{k}" for k in range(len(images))], images, [None] * len(images), [])
+    results, pictures = evaluate.evaluate(model, [reconstruct_set(model, images)], reference=None, ood=None,
                                           precision_images=0)
     per_image = results["images"]
     assert results["aggregate"]["psnr"]["mean"] == pytest.approx(np.mean([im["psnr"] for im in per_image]))
@@ -191,3 +201,18 @@ def test_an_ood_folder_takes_its_categories_from_the_names(tmp_path, rgb):
     ood = evaluate.load_ood(str(folder), 96)
     assert ood.categories == ["ood", "text", "text", "texture"] and ood.images.shape == (4, 96, 96, 3)
     assert evaluate.load_ood("none", 96) is None
+
+
+def test_the_ray_engine_writes_the_local_engines_values_to_the_bit(tmp_path, weights_dir, ood_reference_path):
+    """The same pass as Ray Data map_batches: every per-image value of results.json is equal."""
+    pytest.importorskip("ray")
+    data = tiny_folder(tmp_path / "photos")
+    (data / "broken.png").write_bytes(b"\x89PNG not really")
+    common = ["--data", str(data), "--weights", str(weights_dir), "--reference", str(ood_reference_path),
+              "--batch-size", "3", "--precision-images", "0", "--no-stability"]
+    assert evaluate.main([*common, "--out", str(tmp_path / "local")]) == 0
+    assert evaluate.main([*common, "--out", str(tmp_path / "ray"), "--engine", "ray"]) == 0
+    local, ray = read_results(tmp_path / "local"), read_results(tmp_path / "ray")
+    assert len(local["images"]) == 4 and local["setup"]["skipped"][0]["name"] == "broken.png"
+    assert ray["images"] == local["images"] and ray["setup"] == local["setup"]
+    assert "stability" not in local["images"][0] and "stability" not in local["aggregate"]

@@ -13,6 +13,7 @@ from analysis.ood_images import OODSet, ood_images
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("text", "diagram", "screenshot", "face", "texture", "noise_flat")
+PHOTO_LIKE = ("zoomed_in", "tiled", "low_light", "noisy", "jpeg", "blurred")
 
 
 def digest(oods: OODSet) -> str:
@@ -97,3 +98,21 @@ def test_noise_flat_holds_both_extremes_and_textures_sit_between(oods):
     textures = np.array([neighbour_difference(im) for im in oods.select("texture").images])
     assert 3 < np.median(textures) < 20
     assert np.mean([im.std() for im in oods.select("noise_flat").images if neighbour_difference(im) > 20]) > 30
+
+
+def test_photo_like_categories_hold_the_cards_scales_and_damaged_photos(oods):
+    counts = oods.counts()
+    assert all(counts.get(c, 0) >= 12 for c in PHOTO_LIKE), counts
+    for image in oods.select("tiled").images:  # a tile repeats: 2, 3 or 4 tiles across 96 px
+        assert any(np.array_equal(image[:96 - t, :96 - t], image[t:, t:]) for t in (48, 32, 24))
+    zoomed = [neighbour_difference(im) for im in oods.select("zoomed_in").images]
+    tiled = [neighbour_difference(im) for im in oods.select("tiled").images]
+    assert np.median(zoomed) < np.median(tiled)  # enlarged structures are smoother than shrunk ones
+    clean = {n.split("__")[1].rsplit("_", 1)[0]: im for n, im in zip(oods.names, oods.images, strict=True)
+             if n.startswith("blurred__") and n.endswith("_s1")}
+    for name, image in zip(oods.names, oods.images, strict=True):
+        photo = name.split("__")[1].rsplit("_", 1)[0]
+        if name.startswith("low_light__"):
+            assert image.mean() < 0.6 * clean[photo].mean()
+        if name.startswith("noisy__"):
+            assert neighbour_difference(image) > neighbour_difference(clean[photo])

@@ -76,3 +76,37 @@ def test_the_decorator_is_spaces_gpu_when_installed_else_a_no_op(monkeypatch):
 
     monkeypatch.setattr(gpu, "spaces", FakeSpaces)
     assert gpu.gpu(30)(f) == ("on a GPU for", 30, f)
+
+
+def test_on_zerogpu_the_dataset_pass_runs_on_the_cpu_not_in_a_gpu_call(model_in_use, monkeypatch, tmp_path):
+    """The Dataset tab's pass runs in a thread, with no visitor: on ZeroGPU (``spaces`` installed)
+    a GPU call there would spend the Space's own quota, so the pass must not make one."""
+    from qkvae_app import files
+    from qkvae_app.dataset import DatasetPass
+
+    monkeypatch.setattr(files, "OUT_DIR", tmp_path / "app-files")
+    gpu_calls = []
+
+    class FakeSpaces:  # as on a ZeroGPU Space: the decorated function is what a GPU call runs
+        @staticmethod
+        def GPU(duration):  # noqa: N802 — spaces' own name
+            return lambda fn: fn
+
+    def reconstruct_on_a_gpu(fitted):
+        gpu_calls.append(len(fitted.names))
+        raise RuntimeError("ZeroGPU: no visitor in this thread (the Space's own quota)")
+
+    monkeypatch.setattr(gpu, "spaces", FakeSpaces)
+    monkeypatch.setattr(gpu, "reconstruct_images", reconstruct_on_a_gpu)
+    for i in range(3):
+        Image.fromarray(np.full((96, 96, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    background = gpu.background_reconstruct()
+    assert next(background.args[0].parameters()).device.type == "cpu"  # a CPU copy of the model
+    job = DatasetPass(str(tmp_path), None, "sha", background)
+    job.start()
+    assert job.wait(60).stage == "done" and len(job.metrics.names) == 3 and gpu_calls == []
+    expected = reconstruct_set(model_in_use, load_fitted(open_source(tmp_path)))
+    np.testing.assert_array_equal(job.metrics.psnr, expected.psnr)
+
+    monkeypatch.setattr(gpu, "spaces", None)
+    assert gpu.background_reconstruct() is gpu.reconstruct_images  # elsewhere: the same function

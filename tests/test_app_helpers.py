@@ -51,7 +51,7 @@ def test_load_model_reports_missing_weights(tmp_path, weights_dir):
     model, why = settings.load_model(settings.Settings(weights=tmp_path / "nothing.safetensors"))
     assert model is None and "nothing.safetensors" in why
     model, why = settings.load_model(settings.Settings(weights=weights_dir))
-    assert why is None and model.weights_path.parent == weights_dir
+    assert why is None and model.weights_file.path.parent == weights_dir
 
 
 def test_token_and_lm_files_round_trip(monkeypatch, tmp_path):

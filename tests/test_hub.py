@@ -35,8 +35,8 @@ def hub_weights(fake_hub, weights_dir):
 def test_weights_load_from_the_cache_offline(hub_weights, model):
     loaded = load_qkvae(f"hf://{REPO}", device="cpu")
     assert _same_weights(loaded, model)
-    assert loaded.weights_path.name == "model.safetensors"
-    assert f"models--{REPO.replace('/', '--')}" in str(loaded.weights_path)
+    assert loaded.weights_file.path.name == "model.safetensors"
+    assert f"models--{REPO.replace('/', '--')}" in str(loaded.weights_file.path)
 
 
 def test_a_revision_pins_the_weights(hub_weights, model):

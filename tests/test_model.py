@@ -53,3 +53,20 @@ def test_gradients_reach_the_encoder():
     x = torch.rand(1, 3, 96, 96) * 2 - 1
     model(x).square().mean().backward()
     assert model.encoder.conv_in.weight.grad.abs().sum() > 0
+
+
+def test_continuous_latent_rounds_to_the_ids_and_decodes(model):
+    """The pre-rounding latent, moved to the nearest grid point, is what ``encode`` gives; decoding
+    it runs the same decoder as ``decode``."""
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 96, 96) * 2 - 1
+    continuous = model.continuous(x)
+    assert continuous.shape == (2, 5, 48, 48) and continuous.dtype == torch.float32
+    assert continuous.abs().max() <= 1 + 1e-3
+    ids = model.encode(x)
+    half = torch.tensor([4, 4, 4, 3, 2]).view(1, 5, 1, 1)
+    rounded = (continuous * half).round() / half
+    assert torch.equal(fsq.codes_to_indices(rounded.permute(0, 2, 3, 1), model.config.levels).flatten(1), ids)
+    assert not torch.equal(rounded, continuous)
+    assert torch.allclose(model.decode_codes(rounded), model.decode(ids), atol=1e-5)
+    assert not torch.allclose(model.decode_codes(continuous), model.decode(ids))

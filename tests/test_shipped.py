@@ -18,9 +18,10 @@ def test_reference_file_belongs_to_the_shipped_weights():
 
 
 def test_the_app_uses_the_reference_files_thresholds():
-    import app
+    from qkvae_app.demo import build_demo
+    from qkvae_app.settings import Settings
 
-    assert app.THRESHOLDS == load_reference().calibration.thresholds
+    assert build_demo(Settings()).studio.thresholds == load_reference().calibration.thresholds
 
 
 def test_the_shipped_score_flags_text_and_texture_and_passes_the_photos():

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from qkvae import ImageError, SourceError, open_source
+from qkvae.metrics import psnr
 from qkvae.pipeline import encode_images, load_fitted, reconstruct_set
 from qkvae.sources import read_all
 
@@ -162,7 +163,7 @@ def test_load_fitted_resizes_limits_and_refuses_all_bad(tmp_path, rgb):
     Image.fromarray(np.repeat(rgb, 2, axis=1)).save(tmp_path / "b_wide.png")
     Image.fromarray(rgb).save(tmp_path / "a_square.jpg")
     fitted = load_fitted(tmp_path)
-    assert fitted.names == ["a_square.jpg", "b_wide.png"] and fitted.labels is None
+    assert fitted.names == ["a_square.jpg", "b_wide.png"] and fitted.labels == [None, None]
     assert fitted.images.shape == (2, 96, 96, 3) and fitted.images.dtype == np.uint8
     assert load_fitted(tmp_path, limit=1).names == ["a_square.jpg"]
     (tmp_path / "bad").mkdir()
@@ -178,5 +179,6 @@ def test_reconstruct_set_matches_one_call_per_image(model, rgb, tmp_path):
     assert result.indices.shape == (3, 2304) and result.reconstructions.shape == (3, 96, 96, 3)
     assert result.psnr.shape == result.ssim.shape == (3,) and result.names[0] == "test_X_00000"
     np.testing.assert_array_equal(result.originals, images)
-    assert (encode_images(model, images, batch_size=3) == result.indices).mean() > 0.99
+    np.testing.assert_array_equal(encode_images(model, images, batch_size=3), result.indices)
+    np.testing.assert_array_equal(result.psnr, [psnr(a, b) for a, b in zip(images, result.reconstructions)])
     assert encode_images(model, images[:0]).shape == (0, 2304)

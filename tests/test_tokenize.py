@@ -323,13 +323,14 @@ def test_ray_engine_gives_the_same_shards(dataset, run_dir, tmp_path):
 
 def test_ray_rows_round_trip_keeps_labels_skips_and_metrics():
     pytest.importorskip("ray")
-    from qkvae.shards import SkippedInput
-    from qkvae.tokenize_engine import Chunk, TokenizedChunk
+    from qkvae.sources import Skipped
+    from qkvae.stream import Chunk
+    from qkvae.tokenize_engine import TokenizedChunk
     from qkvae.tokenize_ray import chunk_of, rows_of
 
     tokens = np.arange(3 * 2304, dtype=np.uint16).reshape(3, 2304)
     chunk = TokenizedChunk(Chunk(2, 8, 12), ["a", "c", "d"], tokens, [None, -1, 3],
-                           {"psnr": np.array([30, 31, 32], np.float32)}, [SkippedInput(9, "b", "empty")])
+                           {"psnr": np.array([30, 31, 32], np.float32)}, [Skipped("b", "empty", 9)])
     back = chunk_of(rows_of(chunk), chunk.chunk)
     assert (back.chunk, back.names, back.labels, back.skipped) == (chunk.chunk, chunk.names, chunk.labels, chunk.skipped)
     np.testing.assert_array_equal(back.tokens, tokens)

@@ -1,5 +1,6 @@
 """Saving and loading weights: exact round trips, foreign key names, and every broken file."""
 
+import hashlib
 import logging
 
 import pytest
@@ -7,13 +8,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from qkvae import WeightsError, load_qkvae, save_qkvae
-from qkvae.weights import LFS_POINTER_PREFIX
+from qkvae.weights import LFS_POINTER_PREFIX, weights_fingerprint
 
 
 def test_save_load_gives_identical_output(model, weights_dir):
     loaded = load_qkvae(weights_dir, device="cpu")
     assert not loaded.training
-    assert loaded.weights_path == weights_dir / "model.safetensors"
+    assert loaded.weights_file.path == weights_dir / "model.safetensors"
+    assert loaded.weights_file.sha256 == hashlib.sha256((weights_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert weights_fingerprint(loaded) == ("model.safetensors", loaded.weights_file.sha256)
+    assert weights_fingerprint(model) == ("", "")  # built in memory, not loaded
     x = torch.rand(2, 3, 96, 96) * 2 - 1
     assert torch.equal(loaded.encode(x), model.encode(x))
     ids = model.encode(x)

@@ -1,11 +1,14 @@
 """A built-in benchmark of out-of-distribution images, all made offline and deterministically.
 
-Seven categories, one module each: ``text`` (rendered prose, code, numbers and headlines in
+Thirteen categories. Seven far from photos, one module each: ``text`` (rendered prose, code, numbers and headlines in
 the fonts shipped with matplotlib and Pillow, plus scikit-image's two scans), ``diagram``
 (matplotlib charts, a flowchart, a table, a graph), ``screenshot`` (UI layouts drawn with
 Pillow), ``face`` (scikit-image's bundled faces, cropped), ``texture`` (synthetic patterns and
 scikit-image texture photos), ``noise_flat`` (noise, flat colours, gradients) and ``science``
-(scikit-image's microscopy and astronomy images). Randomness is seeded by image name; nothing
+(scikit-image's microscopy and astronomy images). Six photo-like ones from ``photos``: the
+card's "very large structures" (``zoomed_in``, enlarged crops) and "very small structures"
+(``tiled``, shrunk and tiled photos), and scikit-image's photos in ``low_light``, ``noisy``,
+``jpeg`` and ``blurred`` versions. Randomness is seeded by image name; nothing
 is downloaded. Names are ``<category>__<name>``; every image is fit with mode "resize", the
 preprocessing of inference.
 """
@@ -15,8 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from analysis.ood_images import diagrams, faces, noise, science, screens, text, textures
-from qkvae.image import fit, open_rgb
+from analysis.ood_images import diagrams, faces, noise, photos, science, screens, text, textures
+from qkvae.image import fit_rgb, open_rgb
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def sources(size: int) -> dict[str, dict]:
         "texture": textures.images(),
         "noise_flat": noise.images(size),
         "science": science.images(),
+        **photos.images(size),
     }
 
 
@@ -61,7 +65,7 @@ def ood_images(size: int = 96) -> OODSet:
         for name, image in raw.items():
             names.append(f"{category}__{name}")
             categories.append(category)
-            images.append(np.asarray(fit(open_rgb(image), size, "resize")))
+            images.append(fit_rgb(np.asarray(open_rgb(image)), size, "resize"))
     stacked = np.stack(images)
     stacked.flags.writeable = False
     return OODSet(names, categories, stacked)
