@@ -17,6 +17,7 @@ from pathlib import Path
 from analysis.compare import SHIPPED_NAME
 from analysis.frontier import Point, frontier_figure, frontier_table, measure_quality, point, replace_section
 from bench.inference import encode_images_per_s
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.model import QKVAE
 from qkvae.weights import ASSETS, load_qkvae
 
@@ -56,9 +57,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     models = {name: load_qkvae(path, args.device) for name, path in shipped_checkpoints(args.variants).items()}
     points = measure(models, SOURCES, args.repeats)
-    frontier_figure(points, list(SOURCES)).savefig(args.figure, dpi=100)
-    args.figure.with_suffix(".json").write_text(json.dumps([q.to_json() for q in points], indent=1) + "\n")
-    args.card.write_text(replace_section(args.card.read_text(), frontier_table(points, list(SOURCES))))
+    with atomic_path(args.figure) as staging:
+        frontier_figure(points, list(SOURCES)).savefig(staging, format="png", dpi=100)
+    atomic_write(args.figure.with_suffix(".json"), json.dumps([q.to_json() for q in points], indent=1) + "\n")
+    atomic_write(args.card, replace_section(args.card.read_text(), frontier_table(points, list(SOURCES))))
     for q in points:
         s = q.on("stl10-samples")
         print(f"{q.name}: {q.parameters:,} parameters, {q.encode_gflop:.3f} GFLOP, {s.psnr:.2f} dB / {s.ssim:.4f}, "

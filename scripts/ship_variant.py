@@ -14,7 +14,6 @@ under 5 MB. Afterwards run ``python -m scripts.frontier`` to redraw the frontier
 
 import argparse
 import json
-import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from analysis.frontier import Point
 from qkvae import INPUT_ERRORS
+from qkvae.atomic import atomic_write
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import CHECKPOINT_NAME, LOG_NAME
 from qkvae.weights import CONFIG_NAME, WEIGHTS_NAME, load_qkvae, save_qkvae
@@ -106,12 +106,12 @@ def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] 
     folder.mkdir(parents=True, exist_ok=True)
     if finished:
         for f in (CONFIG_NAME, WEIGHTS_NAME):
-            shutil.copyfile(run / f, folder / f)
+            atomic_write(folder / f, (run / f).read_bytes())
     else:
         save_qkvae(checkpoint_model(ckpt), folder)
     p = measure({name: load_qkvae(folder, "cpu")}, sources, repeats)[0]
-    (folder / "variant.json").write_text(json.dumps({**p.to_json(), "training": asdict(training)}, indent=1) + "\n")
-    (folder / "README.md").write_text(card(name, p, training))
+    atomic_write(folder / "variant.json", json.dumps({**p.to_json(), "training": asdict(training)}, indent=1) + "\n")
+    atomic_write(folder / "README.md", card(name, p, training))
     too_big = [f"{f.name} ({f.stat().st_size:,} bytes)" for f in folder.iterdir() if f.stat().st_size >= MAX_FILE_BYTES]
     if too_big:
         raise ShipError(f"{folder}: over 5 MB: {', '.join(too_big)}")
