@@ -20,6 +20,15 @@ CONFIG = QKVAEConfig()
 WORDS = ["<unk>", "<eos>", "a", "cat", "photo", "of"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared machine: a second torch thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
 

@@ -1,7 +1,7 @@
 """Train the probe LM on token shards and write its run folder.
 
     python -m qkvae.lm train --shards tokens/ --out runs/lm-probe [--val-shards val-tokens/]
-        [--head digits|tied] [--cpu-minutes 20] [--steps N] [--samples 16] [--seed 0]
+        [--head digits|tied] [--cpu-minutes 20] [--steps N] [--samples 16] [--seed 0] [--threads 1]
 
 RUN holds ``config.json`` + ``model.safetensors`` (float16, ``qkvae.lm.probe.load_probe`` reads
 them), ``training.json`` (the recipe and every step's loss), ``probe.json`` (held-out bits per
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from qkvae import INPUT_ERRORS
@@ -40,11 +41,13 @@ def setup_args(argv=None) -> argparse.Namespace:
     t.add_argument("--batch-size", type=int, default=16, help="windows per step")
     t.add_argument("--samples", type=int, default=16, help="images to sample into samples.png (0: none)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1, help="torch threads (default 1: small ops on a shared machine "
+                   "spend more time waiting for a second thread than they save)")
     t.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     t.add_argument("--val-limit", type=int, default=None, help="score the first N held-out images only")
     args = p.parse_args(argv)
-    if args.cpu_minutes <= 0 or (args.steps is not None and args.steps < 1) or args.samples < 0:
-        p.error("--cpu-minutes and --steps must be positive, --samples at least 0")
+    if args.cpu_minutes <= 0 or (args.steps is not None and args.steps < 1) or args.samples < 0 or args.threads < 1:
+        p.error("--cpu-minutes, --steps and --threads must be positive, --samples at least 0")
     return args
 
 
@@ -60,6 +63,7 @@ def tile(images: np.ndarray, columns: int) -> np.ndarray:
 
 
 def train(args: argparse.Namespace) -> str:
+    torch.set_num_threads(args.threads)
     tokens, qkvae_config = shard_tokens(args.shards, args.limit)
     config = ProbeConfig(head=args.head, hidden=args.hidden, layers=args.layers, window=args.window,
                          levels=qkvae_config.levels, image_size=qkvae_config.image_size)

@@ -178,7 +178,7 @@ def sample_grids(probe: Probe, n: int, seed: int) -> np.ndarray:
     token = torch.full((n, 1), vocab.img_start)
     codes = []
     for pos in range(vocab.sequence_length - 2):
-        h = probe.trunk(input_ids=token, past_key_values=cache, use_cache=True,
+        h = probe.trunk(input_ids=token, cache=cache, use_cache=True,
                         position_ids=torch.full((n, 1), pos)).last_hidden_state[:, -1]
         if pos % vocab.row_length == g:  # after a row's 48 codes comes <img_newrow>
             token = torch.full((n, 1), vocab.img_newrow)
