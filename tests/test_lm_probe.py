@@ -127,3 +127,22 @@ def test_shards_load_with_datasets_and_feed_the_layout(tmp_path):
                 batched=True, remove_columns=ds.column_names)
     assert len(ds) == 6 and len(ds[0]["input_ids"]) == vocab.sequence_length
     np.testing.assert_array_equal(ids_to_grid(ds[3]["input_ids"], vocab).ravel(), tokens[3])
+
+
+def test_the_shipped_probe_loads_and_its_card_states_its_numbers():
+    from qkvae.weights import ASSETS
+
+    folder = ASSETS / "lm_probe"
+    probe = load_probe()
+    assert probe.config.qkvae == QKVAEConfig()
+    assert (folder / "model.safetensors").stat().st_size < 5 * 2**20
+    card = (folder / "MODEL_CARD.md").read_text()
+    comparison = json.loads((folder / "comparison.json").read_text())
+    for key in ("probe_bits", "context_prior_bits", "unigram_bits"):
+        assert f"{comparison[key]:.2f}" in card
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, QKVAEConfig().codebook_size, (1, 2304)))
+    from qkvae.lm.probe import sequences
+
+    with torch.no_grad():
+        nats, count = probe.nll(sequences(ids.numpy(), probe.config)[:, :300])
+    assert count > 0 and np.isfinite(float(nats))

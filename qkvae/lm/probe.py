@@ -213,9 +213,12 @@ def save_probe(probe: Probe, folder) -> Path:
     return folder
 
 
-def load_probe(folder) -> Probe:
-    """The probe saved by ``save_probe`` in ``folder``, float32, in eval mode."""
-    folder = Path(folder)
+def load_probe(folder=None) -> Probe:
+    """The probe saved by ``save_probe`` in ``folder`` (default: the shipped one, ``assets/lm_probe``),
+    float32, in eval mode."""
+    from qkvae.weights import ASSETS
+
+    folder = Path(folder) if folder is not None else ASSETS / "lm_probe"
     probe = Probe(ProbeConfig.from_dict(json.loads((folder / "config.json").read_text())))
     probe.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()}, strict=True)
     return probe.eval()
