@@ -115,3 +115,12 @@ def image_parquet(images: list[np.ndarray], labels: list[int] | None = None, pat
     sink = io.BytesIO()
     pq.write_table(pa.table(columns), sink)
     return sink.getvalue()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared machine: a second torch thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

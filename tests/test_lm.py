@@ -19,14 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = QKVAEConfig()
 WORDS = ["<unk>", "<eos>", "a", "cat", "photo", "of"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine: a second torch thread only adds waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_tokenizer():

@@ -19,14 +19,7 @@ from qkvae.shards import schema  # noqa: E402
 SMALL = QKVAEConfig(image_size=16)  # an 8x8 grid: sequences of 2 + 8 * 9 ids
 TINY = dict(hidden=32, layers=1, attention_heads=2, intermediate=64, window=16, image_size=SMALL.image_size)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine: a second torch thread only adds waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic_tokens(n: int, seed: int = 0) -> np.ndarray:
