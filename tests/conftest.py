@@ -94,3 +94,12 @@ def fake_hub(tmp_path, monkeypatch) -> FakeHub:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # huggingface_hub read the environment on import
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return FakeHub(cache)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared machine: a second torch thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

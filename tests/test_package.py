@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["qkvae", "analysis", "qkvae_app", "app"]  # bottom to top
-HEAVY = ["skimage", "matplotlib", "scipy", "gradio", "pandas", "analysis", "qkvae_app", "pyarrow", "huggingface_hub"]
+HEAVY = ["skimage", "matplotlib", "scipy", "gradio", "pandas", "analysis", "qkvae_app", "pyarrow", "huggingface_hub",
+         "transformers", "datasets", "qkvae.lm"]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -105,12 +106,14 @@ def test_pyproject_pins_equal_the_requirements_files():
     assert project["dependencies"] == _pins(ROOT / "requirements.txt")
     assert project["optional-dependencies"]["dev"] == _pins(ROOT / "requirements-dev.txt")
     assert set(project["optional-dependencies"]["ray"]) <= set(project["optional-dependencies"]["dev"])
+    assert set(project["optional-dependencies"]["lm"]) <= set(project["optional-dependencies"]["dev"])
 
 
 def test_every_directly_imported_package_is_declared():
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["ray"]
+    optional_dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = optional_dependencies["ray"] + optional_dependencies["lm"]
     declared = {pin.split("==")[0].split("[")[0].lower().replace("-", "_")
-                for pin in _pins(ROOT / "requirements.txt") + extras}  # qkvae.tokenize_ray imports the ray extra
+                for pin in _pins(ROOT / "requirements.txt") + extras}  # qkvae.tokenize_ray imports the ray extra, qkvae.lm the lm extra
     distribution = {"PIL": "pillow", "skimage": "scikit_image"}
     ours = {"qkvae", "analysis", "qkvae_app", "app", "scripts", "bench"}
     optional = {"spaces"}  # imported when present (ZeroGPU Spaces provide it), see qkvae_app/gpu.py
