@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.compare import Comparison, ImageComparison, Side, compare_images, compare_sets, worst_regressions
+from analysis.compare import (
+    Comparison,
+    ImageComparison,
+    Side,
+    compare_images,
+    compare_sets,
+    worst_regressions,
+)
 from qkvae.model import QKVAE
 from qkvae.sources import ImageSource, Skipped, SourceError
 from qkvae.stream import FittedImages, SetReconstruction, read_chunks

@@ -151,17 +151,19 @@ class CompareTab:
                     self.variant = gr.Dropdown(names, value=None, label="Checkpoint B: a shipped variant",
                                                info=None if names else "none shipped yet", interactive=bool(names))
                     self.b_upload = gr.File(label="or upload model.safetensors (+ config.json)", file_count="multiple",
-                                            file_types=[".safetensors", ".json"], height=110)
+                                            file_types=[".safetensors", ".json"], height=110,
+                                            elem_id="compare-b-upload")
                     with gr.Row():
                         self.hub = gr.Textbox(label="or a Hub model", placeholder="hf://OWNER/NAME[@revision]",
                                               scale=3)
                         self.hub_button = gr.Button("Load B", scale=1)
                     self.b = gr.State()
                     self.b_note = gr.HTML('<p class="qk-note">No checkpoint B yet.</p>')
-                    self.image = gr.Image(label="Image", type="filepath", height=220, sources=["upload", "clipboard"])
+                    self.image = gr.Image(label="Image", type="filepath", height=220, sources=["upload", "clipboard"],
+                                          elem_id="compare-image")
                     self.mode = fit_choice()
                 with gr.Column(scale=3):
-                    self.compare_opened = gr.HTML()
+                    self.compare_opened = gr.HTML(elem_id="compare-opened")
                     with gr.Row():
                         self.compare_input = pixel_view("Model input")
                         self.reconstruction_a = pixel_view("A's reconstruction")
@@ -182,11 +184,11 @@ class CompareTab:
                 self.upload_button = gr.Button("Compare on the Explore tab's upload", variant="primary")
                 self.dataset_button = gr.Button("Compare on the Dataset tab's images")
             self.compared = gr.State()
-            self.compare_summary = gr.HTML()
+            self.compare_summary = gr.HTML(elem_id="compare-summary")
             with gr.Row():
                 self.compare_scatter = gr.Plot(label="PSNR B against PSNR A", show_label=False)
                 self.compare_gallery = gr.Gallery(label="Worst regressions: original, A, B (click to open)",
-                                                  columns=6, height="auto", object_fit="contain",
+                                                  columns=3, height="auto", object_fit="contain",
                                                   allow_preview=False, elem_classes="qk-gallery",
                                                   elem_id="compare-gallery", scale=2)
             self.compare_table = gr.Dataframe(headers=list(TABLE_COLUMNS.values()), interactive=False,

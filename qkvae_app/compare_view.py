@@ -97,12 +97,13 @@ def table(s: ComparedSet) -> pd.DataFrame:
 
 
 def gallery(s: ComparedSet) -> list[tuple[str, str]]:
-    """The worst regressions as (PNG path, caption): original, A and B stacked, dPSNR then name under."""
+    """The worst regressions as (PNG path, caption): original, A and B side by side, each PSNR under
+    them; captioned with dPSNR, then the name."""
     items = []
     for i in s.worst():
         p = s.comparison.images[i]
-        tile = plots.image_rows([s.originals[i:i + 1], s.reconstructions_a[i:i + 1], s.reconstructions_b[i:i + 1]],
-                                [f"{p.psnr_b - p.psnr_a:+.2f} dB"])
+        tile = plots.image_rows([[s.originals[i], s.reconstructions_a[i], s.reconstructions_b[i]]],
+                                ["original", f"A {p.psnr_a:.2f}", f"B {p.psnr_b:.2f}"])
         items.append((files.png_file(tile), f"{p.psnr_b - p.psnr_a:+.2f} dB · {p.name}"))
     return items
 
