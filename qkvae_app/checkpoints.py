@@ -20,6 +20,7 @@ import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import torch
@@ -48,7 +49,7 @@ class CheckpointB:
 
     def describe(self) -> str:
         """One line for the page: name, short SHA-256, parameters and levels."""
-        return (f"<b>{self.name}</b> (SHA-256 <code>{self.sha256[:12]}</code>, {self.parameters:,} parameters, "
+        return (f"<b>{escape(self.name)}</b> (SHA-256 <code>{self.sha256[:12]}</code>, {self.parameters:,} parameters, "
                 f"levels {tuple(self.config['levels'])}, width {self.config['channels']}, "
                 f"{self.config['num_res_blocks']} ResBlocks)")
 

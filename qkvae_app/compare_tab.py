@@ -75,7 +75,7 @@ class CompareTab:
             raise refuse("No checkpoint B", "Choose checkpoint B first: a shipped variant, an upload or a Hub model.")
         try:
             model_b = self.cache.model(b)
-        except WeightsError as e:
+        except (WeightsError, OSError) as e:
             raise refuse("Cannot load checkpoint B", str(e)) from None
         weights = self.studio.settings.weights
         a = Named(model, SHIPPED_NAME if weights is None else checkpoint_name(str(weights)),

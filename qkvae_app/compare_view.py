@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from analysis import plots
 from analysis.compare import ImageComparison
 from qkvae.model import QKVAEConfig
-from qkvae_app import files
+from qkvae_app import files, views
 from qkvae_app.compare_pass import ComparedSet
 from qkvae_app.outputs import Outputs
 
@@ -49,15 +49,15 @@ class CompareView(Outputs):
     psnr_b: float
     ssim_b: float
     error_difference: np.ndarray  # |x - x_b| - |x - x_a|, coloured on +-DIFFERENCE_VMAX
-    token_flips: np.ndarray | None  # the 48x48 grid, enlarged; None when the levels differ
+    token_flips: np.ndarray | None  # the 48x48 grid, 10 pixels a token; None when the levels differ
     flips_note: str
 
     @classmethod
     def of(cls, c: ImageComparison, original: np.ndarray, reconstruction_a: np.ndarray,
            reconstruction_b: np.ndarray, config_a: QKVAEConfig, config_b: QKVAEConfig, b_name: str) -> "CompareView":
         p = c.pair
-        flips = None if c.token_flips is None else plots.upscale_nearest(
-            plots.colorize(c.token_flips.astype(np.float32), FLIP_CMAP, 0.0, 1.0), 10)
+        flips = None if c.token_flips is None else views.clickable(
+            plots.colorize(c.token_flips.astype(np.float32), FLIP_CMAP, 0.0, 1.0))
         return cls(
             compare_opened=f'<p class="qk-opened">Showing <b>{escape(p.name)}</b>: A (the app\'s model) against '
                            f"B = <b>{escape(b_name)}</b></p>",
