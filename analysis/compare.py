@@ -41,7 +41,7 @@ from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.pipeline import BATCH_SIZE, FittedImages, SetReconstruction, load_fitted, reconstruct_set
 from qkvae.sources import open_source
-from qkvae.weights import ASSETS, WEIGHTS_NAME, file_sha256, load_qkvae
+from qkvae.weights import ASSETS, WEIGHTS_NAME, load_qkvae
 
 BOOTSTRAP_RESAMPLES = 9999
 WORST = 8  # images in the worst-regressions grid
@@ -247,7 +247,7 @@ def compare_checkpoints(spec_a: str, spec_b: str, data, split: str | None = None
         raise CompareError(f"A takes {model_a.config.image_size} px images and B {model_b.config.image_size} px: "
                          "they cannot be compared on the same inputs")
     fitted = load_fitted(open_source(data, split), model_a.config.image_size, limit=limit)
-    a, b = (Side(checkpoint_name(spec), file_sha256(model.weights_path), model, reconstruct_fitted(model, fitted, batch_size))
+    a, b = (Side(checkpoint_name(spec), model.weights_file.sha256, model, reconstruct_fitted(model, fitted, batch_size))
             for spec, model in ((spec_a, model_a), (spec_b, model_b)))
     return CompareRun(compare_sets(fitted, a, b), fitted, a, b)
 
