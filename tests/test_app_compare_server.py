@@ -11,7 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from qkvae import save_qkvae
 from qkvae_app.settings import EXAMPLES_DIR
-from tests.test_app_server import CAT, _page, needs_chromium, server  # noqa: F401 — the module's own server
+from tests.test_app_server import CAT, _page, needs_chromium, server, server_log  # noqa: F401 — its own server
 
 
 @pytest.fixture(scope="module")
