@@ -3,7 +3,7 @@ then wires the flows between tabs, here and nowhere else.
 
 A tab is a class with its handlers and a ``build`` method that lays it out inside ``gr.Tabs``
 and wires its own events (``qkvae_app.reconstruct_tab``, ``tokens_tab``, ``dataset_tab``,
-``explore_tab``); adding one is one class and one line below. Nothing is loaded at import.
+``explore_tab``, ``compare_tab``); adding one is one class and one line below. Nothing is loaded at import.
 """
 
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from qkvae_app import panels, views
+from qkvae_app.compare_tab import CompareTab
 from qkvae_app.dataset_tab import DatasetTab
 from qkvae_app.explore_tab import MAX_UPLOAD, ExploreTab, open_gallery_image, open_table_row
 from qkvae_app.reconstruct_tab import ReconstructTab
@@ -39,6 +40,7 @@ class Demo:
     tokens: TokensTab
     dataset: DatasetTab
     explore: ExploreTab
+    compare: CompareTab
 
 
 def inspect_token(evt: gr.SelectData):
@@ -61,6 +63,7 @@ def build_demo(settings: Settings) -> Demo:
             tokens = TokensTab(studio).build(shown_tokens)
             dataset = DatasetTab(studio).build()
             explore = ExploreTab(studio).build()
+            compare = CompareTab(studio).build()
 
         # ---- flows between tabs
         # Reconstruct -> Tokens: a reconstruction's tokens open in the Tokens tab.
@@ -74,5 +77,7 @@ def build_demo(settings: Settings) -> Demo:
                                        [reconstruct.image, tabs], api_visibility="undocumented")
         explore.explore_table.select(open_table_row, explore.explored, [reconstruct.image, tabs],
                                      api_visibility="undocumented")
+        # Explore -> Compare: the images uploaded in Explore, compared under A and B.
+        compare.upload_event(explore.upload)
     blocks.queue(default_concurrency_limit=2, max_size=64)
-    return Demo(blocks, studio, reconstruct, tokens, dataset, explore)
+    return Demo(blocks, studio, reconstruct, tokens, dataset, explore, compare)

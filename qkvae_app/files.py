@@ -31,6 +31,7 @@ LIFETIMES = {  # kind (a folder under OUT_DIR) -> seconds a file may stay unused
     "tokens": 3600,  # token and LM files, downloaded from Gradio's copies too
     "datasets": 7 * 24 * 3600,  # a whole split's metrics: costly to recompute
     "results": 3600,  # the Explore tab's CSV and JSON, downloaded from Gradio's copies too
+    "checkpoints": 24 * 3600,  # the Compare tab's uploaded checkpoints B, by SHA-256
 }
 PRUNE_EVERY = 600  # seconds between two prunings
 _schedule_lock = threading.Lock()

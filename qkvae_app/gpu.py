@@ -73,6 +73,12 @@ def reconstruct_images(images: FittedImages) -> SetReconstruction:
     return reconstruct_set(_model(), images)
 
 
+@gpu(duration=60)
+def reconstruct_with(model: QKVAE, images: FittedImages) -> SetReconstruction:
+    """``reconstruct_images`` with another model (the Compare tab's checkpoint B, passed, not held)."""
+    return reconstruct_set(model, images)
+
+
 def background_reconstruct() -> Callable[[FittedImages], SetReconstruction]:
     """``reconstruct_images`` for work outside any visitor's request (the Dataset tab's pass, in a
     thread). On ZeroGPU a GPU call there carries no visitor and spends the Space's own quota (it
