@@ -41,6 +41,10 @@ def group_of(name: str) -> str:
     return prefix.group(1) if prefix else OTHER
 
 
+class GroupError(ValueError):
+    """A reference group that is not one of the groups."""
+
+
 @dataclass(frozen=True)
 class GroupedImage:
     """What ``group_table`` reads of one image."""
@@ -90,7 +94,7 @@ def _scores(images: list[GroupedImage]) -> np.ndarray:
 
 def group_table(images: list[GroupedImage], reference: str | None = None) -> GroupTable:
     """Per group (sorted by name), its row of the table; the AUROCs against ``reference`` (default:
-    ``largest_group``). Raises ``ValueError`` for a reference that is not one of the groups."""
+    ``largest_group``). Raises ``GroupError`` for a reference that is not one of the groups."""
     if not images:
         raise ValueError("group_table needs at least one image")
     by_group: dict[str, list[GroupedImage]] = {}
@@ -98,7 +102,7 @@ def group_table(images: list[GroupedImage], reference: str | None = None) -> Gro
         by_group.setdefault(im.group, []).append(im)
     reference = largest_group([im.group for im in images]) if reference is None else reference
     if reference not in by_group:
-        raise ValueError(f"the reference group {reference!r} is not one of the groups: {', '.join(sorted(by_group))}")
+        raise GroupError(f"the reference group {reference!r} is not one of the groups: {', '.join(sorted(by_group))}")
     reference_scores = _scores(by_group[reference])
     rows = []
     for name in sorted(by_group):
@@ -122,6 +126,13 @@ def from_entry(group: str, entry: dict) -> GroupedImage:
     score = entry.get("ood_score")
     return GroupedImage(group, entry["psnr"], entry["ssim"], entry["psnr_residual"],
                         None if score is None else score["score"], "" if score is None else score["verdict"]["label"])
+
+
+def check_reference_group(reference: str | None, names: list[str]) -> None:
+    """Before a pass: raise ``GroupError`` unless ``reference`` (when given) is the folder of one of ``names``."""
+    folders = {folder_of(n) or TOP for n in names}
+    if reference is not None and reference not in folders:
+        raise GroupError(f"the reference group {reference!r} is not a folder of the data: {', '.join(sorted(folders))}")
 
 
 def folder_groups(entries: list[dict], reference: str | None = None) -> GroupTable | None:
