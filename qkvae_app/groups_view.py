@@ -92,12 +92,12 @@ class GroupsPanel:
     def build(self, explored: gr.State) -> "GroupsPanel":
         """Lay the panel out (inside the Explore tab) for the runs kept in ``explored``."""
         self.explored = explored
-        with gr.Group(elem_id="explore-groups"):
+        with gr.Group():
             gr.Markdown("### By group\n" + RULE)
             with gr.Row():
                 self.group_reference = gr.Dropdown(label="Reference group (the AUROCs are against it)",
                                                    choices=[], interactive=True)
-                self.group_note = gr.HTML()
+                self.group_note = gr.HTML(elem_id="group-note")
             self.group_table = gr.Dataframe(headers=list(GROUP_COLUMNS.values()), interactive=False,
                                             label="Per group: means, median OOD score, share flagged, AUROC",
                                             elem_id="group-table")

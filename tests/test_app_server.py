@@ -6,6 +6,7 @@ for the webcam); ``scripts/test.sh`` installs both, so they are skipped only on 
 without ``/usr/bin/chromium``.
 """
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -58,14 +59,14 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"the app did not answer at {url} within {STARTUP_TIMEOUT} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(weights_dir, tmp_path_factory):
-    """The URL of ``python app.py`` serving the seeded test weights."""
-    workdir = tmp_path_factory.mktemp("server")
+@contextlib.contextmanager
+def serving(weights_dir, workdir: Path, **settings):
+    """The URL of ``python app.py`` run in ``workdir`` serving ``weights_dir``, with more settings
+    (``QKVAE_REFERENCE=...``) as environment variables."""
     port, log = _free_port(), workdir / "app.log"
     env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
            "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **settings}
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=workdir, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
@@ -76,6 +77,13 @@ def server(weights_dir, tmp_path_factory):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir, tmp_path_factory):
+    """The URL of ``python app.py`` serving the seeded test weights."""
+    with serving(weights_dir, tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +138,13 @@ def test_api_explore_returns_the_table_gallery_and_files(client, tmp_path):
     summary, table, gallery, csv_file, json_file = client.predict(
         [handle_file(archive)], "resize", "PSNR", api_name="/explore")
     names = sorted(f"copy0/{p.name}" for p in EXAMPLES_DIR.glob("*.png"))
-    assert table["headers"] == ["name", "PSNR (dB)", "SSIM", "OOD score", "verdict"]
+    assert table["headers"] == ["name", "PSNR (dB)", "SSIM", "expected PSNR (dB)", "residual (dB)", "OOD score",
+                                "verdict"]
     assert [row[0] for row in table["data"]] == names
     assert f"<b>{len(names)}</b> images reconstructed" in summary
     assert len(gallery) == min(len(names), 12) and " dB" in gallery[0]["caption"]
     csv_lines = Path(csv_file["value"]).read_text().splitlines()  # the buttons come as updates
-    assert csv_lines[0] == "name,psnr,ssim,ood_score,verdict" and len(csv_lines) == len(names) + 1
+    assert csv_lines[0] == "name,psnr,ssim,expected_psnr,psnr_residual,ood_score,verdict" and len(csv_lines) == len(names) + 1
     assert Path(json_file["value"]).suffix == ".json" and json_file["interactive"]
 
 
