@@ -63,7 +63,7 @@ class ReconstructTab:
 
     def stress(self, image, mode: str) -> StressView:
         """Stress-test one image: how its reconstruction and tokens respond to scale, shift,
-        corruption, quantization and token noise (``analysis.stress``; about 60 encodes).
+        corruption, quantization and token noise (``analysis.stress``; about 150 encodes and decodes).
 
         Args:
             image: the image file (any size; fit to the model's 96x96 square with ``mode``).

@@ -1,5 +1,6 @@
 """The Reconstruct tab's stress test: the open image through ``analysis.stress``'s five families
-(scale, shift, corruption, quantization, token noise), on demand since it costs about 60 encodes.
+(scale, shift, corruption, quantization, token noise), on demand: it costs about 150 encodes and
+decodes.
 
 ``StressView`` holds the outputs, one field per component (``qkvae_app.outputs``): the image's
 ``stress.json`` entry, a summary, one chart per family (``analysis.plots.stress_figures`` of the
@@ -63,8 +64,8 @@ def stress_panel(holder) -> None:
     """The stress test's button and outputs, set as ``holder``'s attributes (inside a tab)."""
     with gr.Group():
         gr.Markdown("### Stress test\nHow this image's reconstruction and tokens respond to scale, shift, "
-                    "corruption (ImageNet-C severities), rounding the latent and token noise: about 60 encodes, "
-                    "so it runs only when asked.")
+                    "corruption (ImageNet-C severities), rounding the latent and token noise: about 150 encodes "
+                    "and decodes, so it runs only when asked.")
         holder.stress_button = gr.Button("Stress-test this image")
         holder.stress_summary = gr.HTML()
         with gr.Row():

@@ -8,8 +8,16 @@ import pytest
 from PIL import Image
 
 from analysis import evaluate, psnr_reference
-from analysis.groups import (OTHER, TOP, GroupedImage, GroupError, check_reference_group, folder_groups, group_of,
-                             group_table)
+from analysis.groups import (
+    OTHER,
+    TOP,
+    GroupedImage,
+    GroupError,
+    check_reference_group,
+    folder_groups,
+    group_of,
+    group_table,
+)
 from analysis.ood import OUT_OF_DISTRIBUTION, UNUSUAL
 from qkvae.pipeline import reconstruct_set
 from qkvae.stream import FittedImages

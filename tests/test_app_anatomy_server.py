@@ -6,7 +6,12 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.test_app_anatomy import CAT, _two_folders
-from tests.test_app_server import _page, _wait_for_reconstruction, needs_chromium, serving
+from tests.test_app_server import (
+    _page,
+    _wait_for_reconstruction,
+    needs_chromium,
+    serving,
+)
 
 
 @pytest.fixture(scope="module")
