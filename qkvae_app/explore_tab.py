@@ -110,12 +110,12 @@ class ExploreTab:
         self.upload.change(self.describe_upload, self.upload, self.upload_note, preprocess=False,
                            api_visibility="undocumented")
         # Its own queue, one run at a time: a batch never holds up other users' reconstructions.
-        self.run = self.button.click(ExploreView.handler(self.clear, len(outputs)), None, outputs,
-                                     api_visibility="undocumented", queue=False
-                                     ).then(ExploreView.handler(self.explore_uploads, len(outputs)),
-                                            [self.upload, mode, self.worst_by], outputs, api_name="explore",
-                                            preprocess=False, concurrency_id="explore", concurrency_limit=1)
-        self.groups.follow(self.run)
+        start = self.button.click(ExploreView.handler(self.clear, len(outputs)), None, outputs,
+                                  api_visibility="undocumented", queue=False)
+        self.run = start.then(ExploreView.handler(self.explore_uploads, len(outputs)),
+                              [self.upload, mode, self.worst_by], outputs, api_name="explore",
+                              preprocess=False, concurrency_id="explore", concurrency_limit=1)
+        self.groups.follow(start, self.run)
         self.worst_by.change(self.gallery, [self.explored, self.worst_by], self.explore_gallery,
                              api_visibility="undocumented")
         return self

@@ -113,7 +113,13 @@ class GroupsPanel:
                                    outputs, api_visibility="undocumented")
         return self
 
-    def follow(self, run) -> None:
-        """Show the groups after ``run``, the event of an Explore run that fills ``explored``."""
+    def follow(self, start, run) -> None:
+        """Clear the groups at ``start``, the click of an Explore run (a refused run leaves none on
+        screen), and show them after ``run``, its event that fills ``explored``."""
         outputs = GroupsView.components(self)
+        start.then(GroupsView.handler(self.cleared, len(outputs)), None, outputs, queue=False,
+                   api_visibility="undocumented")
         run.success(GroupsView.handler(self.show, len(outputs)), self.explored, outputs, api_visibility="undocumented")
+
+    def cleared(self) -> None:
+        """No groups on screen."""
