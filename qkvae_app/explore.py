@@ -32,6 +32,7 @@ import pandas as pd
 
 from analysis.complexity import expectation
 from analysis.figures import describe, jsonable
+from analysis.groups import GroupedImage, GroupTable, group_of, group_table
 from analysis.report import ImageSummary
 from qkvae.image import MAX_PIXELS, ImageError, image_pixels, open_rgb
 from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped, SourceError
@@ -307,14 +308,21 @@ class Exploration:
 
     def results_json(self) -> dict:
         """``images`` as in results.json (name, psnr, ssim, rate, ood_score, expected_psnr,
-        psnr_residual), ``skipped``, and the
-        PSNR and SSIM spread in ``aggregate``."""
+        psnr_residual), ``skipped``, the PSNR and SSIM spread in ``aggregate``, and ``groups``
+        (``groups()``)."""
         return jsonable({
             "images": self.images,
+            "groups": self.groups().to_json(),
             "skipped": [s.to_json() for s in self.skipped],
             "aggregate": {"num_images": len(self.images), "psnr": describe([r.psnr for r in self.rows]),
                           "ssim": describe([r.ssim for r in self.rows])},
         })
+
+    def groups(self, reference: str | None = None) -> GroupTable:
+        """The images by group (``analysis.groups``: folder, else file-name prefix), the AUROCs
+        against ``reference`` (default: the largest group)."""
+        return group_table([GroupedImage(group_of(r.name), r.psnr, r.ssim, r.psnr_residual, r.ood_score, r.verdict)
+                            for r in self.rows], reference)
 
     def csv_text(self) -> str:
         """The table as CSV; a text cell that a spreadsheet would run as a formula (it starts

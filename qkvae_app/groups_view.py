@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from analysis.groups import GroupedImage, GroupTable, group_of, group_table
+from analysis.groups import GroupTable, group_of
 from analysis.psnr_reference import PSNRReference, load_psnr_reference
 from qkvae_app.explore import Exploration
 from qkvae_app.outputs import Outputs
@@ -27,11 +27,6 @@ RULE = ("Groups are the folders inside a zip; an image outside any folder is gro
         "before the first `_` or `-` (`face_01.png` → `face`), else it is in `other`. A group's AUROC says how "
         "well the OOD score tells it (higher) from the reference group: 0.5 is chance, 1 perfect. "
         "Flagged: the verdict \"out of distribution\".")
-
-
-def grouped(result: Exploration) -> list[GroupedImage]:
-    return [GroupedImage(group_of(r.name), r.psnr, r.ssim, r.psnr_residual, r.ood_score, r.verdict)
-            for r in result.rows]
 
 
 def table_frame(table: GroupTable) -> pd.DataFrame:
@@ -72,7 +67,7 @@ class GroupsView(Outputs):
 
     @classmethod
     def of(cls, result: Exploration, reference: str | None = None) -> "GroupsView":
-        table = group_table(grouped(result), reference)
+        table = result.groups(reference)
         ref = load_psnr_reference()
         scored = "" if any(r.ood_score is not None for r in result.rows) else \
             " No OOD reference is loaded: the OOD columns and the scatter stay empty."

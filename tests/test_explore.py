@@ -290,6 +290,9 @@ def test_csv_and_json_downloads_match_the_rows(mixed):
         assert {"name", "psnr", "ssim", "rate", "ood_score", "expected_psnr", "psnr_residual"} <= set(entry)
         assert entry["psnr"] == pytest.approx(row.psnr) and entry["ood_score"]["score"] == pytest.approx(row.ood_score)
         assert entry["rate"]["nominal_bits"] > 0
+    groups = {g["group"]: g for g in data["groups"]["groups"]}  # loose files by prefix, zip members by folder
+    assert {k: g["count"] for k, g in groups.items()} == {"image": 2, "z": 3} and data["groups"]["reference"] == "z"
+    assert groups["image"]["auroc"] == result.groups("z").rows[0].auroc
     assert {s["name"] for s in data["skipped"]} == {"garbage.png", "z/truncated.png", "set.zip/notes.txt"}
     assert data["aggregate"]["num_images"] == 5
     assert data["aggregate"]["psnr"]["min"] == pytest.approx(min(r.psnr for r in result.rows))
