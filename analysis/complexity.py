@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.stats import spearmanr
 
 from qkvae import INPUT_ERRORS
 from qkvae.pipeline import reconstruct_set
@@ -104,8 +105,6 @@ def fit_candidate(details: list[Detail], psnrs, features) -> ExpectedFit:
 
 def quality(fit: ExpectedFit, details: list[Detail], psnrs) -> dict:
     """Mean absolute error, R^2 and Spearman correlation of a fit's predictions."""
-    from scipy.stats import spearmanr
-
     predicted = np.array([fit.predict(d) for d in details])
     actual = np.asarray(psnrs, dtype=np.float64)
     residual = actual - predicted

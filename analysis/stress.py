@@ -144,7 +144,7 @@ class SetStress:
     scale: list[BandPoint]
     shift: list[BandPoint]
     corruption: list[BandPoint]
-    quantization: dict  # psnr_quantized, psnr_continuous, rounding_gain: Band
+    quantization: dict  # psnr_quantized, psnr_continuous, rounding_loss (continuous - quantized): Band
     token_noise: list[BandPoint]
     images: list[ImageStress]
 
@@ -244,10 +244,9 @@ def stress_image(model, rgb: np.ndarray, name: str = "image") -> ImageStress:
     continuous = to_uint8(model.decode_codes(model.continuous(x[:1])))[0]
     psnrs = _psnrs(inputs, recon_inputs)
 
+    rows = [0 if s == 1 else 1 + [t for t in SCALES if t != 1].index(s) for s in SCALES]  # 1x: the clean image
+    scale = [ScalePoint(s, psnrs[i], ssim(inputs[i], recon_inputs[i])) for s, i in zip(SCALES, rows, strict=True)]
     n_scale = len(SCALES) - 1
-    at = {s: i for i, s in enumerate(s for s in SCALES if s != 1)}
-    scale = [ScalePoint(s, psnrs[0], ssim(rgb, recon_inputs[0])) if s == 1 else
-             ScalePoint(s, psnrs[1 + at[s]], ssim(inputs[1 + at[s]], recon_inputs[1 + at[s]])) for s in SCALES]
     grid = ids.numpy().reshape(-1, g, g)
     shift = [ShiftPoint(0, 1.0, (0.0,) * len(levels))]
     for k, s in enumerate(SHIFTS[1:]):

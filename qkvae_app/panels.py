@@ -12,6 +12,7 @@ from analysis.complexity import Expectation
 from analysis.ood import (IN_DISTRIBUTION, MAP_VMAX, MAP_VMIN, OUT_OF_DISTRIBUTION, TESTS, UNUSUAL, OODReference,
                           OODScore)
 from qkvae import fsq
+from qkvae.tokens import LMVocab
 
 CSS = """
 .framed .image-container, .framed .image-container > button, .framed .image-frame { width: 100%; height: 100%; }
@@ -37,6 +38,7 @@ CSS = """
 .qk-table td, .qk-table th { padding: 0.15rem 0.5rem; text-align: right; border: none; border-bottom: 1px solid var(--border-color-primary); background: none; }
 .qk-table td:first-child, .qk-table th:first-child { text-align: left; }
 .qk-gallery img { image-rendering: pixelated; }
+.qk-gallery .grid-wrap { max-height: none !important; height: auto !important; overflow: visible !important; }
 """
 
 VERDICT_CLASS = {IN_DISTRIBUTION: "qk-ok", UNUSUAL: "qk-warn", OUT_OF_DISTRIBUTION: "qk-bad"}
@@ -99,20 +101,20 @@ def ood_html(score: OODScore | None, thresholds: tuple[float, float]) -> str:
 def rate_html(report) -> str:
     """Bits per image: fixed-width ids, entropy bounds, and JPEG at the same number of bytes."""
     rate, pixels = report.summary.rate, report.original.shape[0] * report.original.shape[1]
-    rows = [("QKVAE ids, fixed width", rate["nominal_bits"]),
-            ("entropy, this image's histogram", rate["own_entropy_bits"])]
-    if "reference_bits" in rate:
-        rows.append(("entropy, STL-10 reference", rate["reference_bits"]))
+    rows = [("QKVAE ids, fixed width", rate.nominal_bits),
+            ("entropy, this image's histogram", rate.own_entropy_bits)]
+    if rate.reference_bits is not None:
+        rows.append(("entropy, STL-10 reference", rate.reference_bits))
     body = "".join(f"<tr><td>{name}</td><td>{bits:,.0f}</td><td>{bits / 8:,.0f}</td><td>{bits / pixels:.2f}</td></tr>"
                    for name, bits in rows)
-    jpeg = rate["jpeg_equal_bytes"]
-    fits = "" if jpeg["fits"] else " (even quality 1 is larger)"
+    jpeg = rate.jpeg_equal_bytes
+    fits = "" if jpeg.fits else " (even quality 1 is larger)"
     return (
         '<div class="qk-card"><h4>Rate</h4><table class="qk-table">'
         f"<tr><th></th><th>bits</th><th>bytes</th><th>bits/px</th></tr>{body}"
-        f'<tr><td>JPEG q{jpeg["quality"]}{fits}</td><td>{8 * jpeg["bytes"]:,}</td><td>{jpeg["bytes"]:,}</td>'
-        f'<td>{jpeg["bits_per_pixel"]:.2f}</td></tr></table>'
-        f'<p class="qk-note">At equal bytes JPEG reaches {jpeg["psnr"]:.2f} dB / SSIM {jpeg["ssim"]:.3f}; '
+        f'<tr><td>JPEG q{jpeg.quality}{fits}</td><td>{8 * jpeg.bytes:,}</td><td>{jpeg.bytes:,}</td>'
+        f'<td>{jpeg.bits_per_pixel:.2f}</td></tr></table>'
+        f'<p class="qk-note">At equal bytes JPEG reaches {jpeg.psnr:.2f} dB / SSIM {jpeg.ssim:.3f}; '
         f'QKVAE {report.summary.psnr:.2f} dB / SSIM {report.summary.ssim:.3f}.</p></div>'
     )
 
@@ -165,17 +167,18 @@ def dataset_html(description: str, status, metrics=None, codebook=None, grid_not
     )
 
 
-def codebook_label(codebook: dict) -> str:
-    """Title of the per-image codebook chart: how many codes, how spread."""
+def codebook_label(codebook, bin_width: int) -> str:
+    """Title of the per-image codebook chart: how many codes, how spread, and what its axes are
+    (the chart's own x-axis title is cut off by the browser's plot at this height)."""
     return (f"Codebook usage: {codebook.codes_seen:,} of {codebook.counts.size:,} codes, "
-            f"perplexity {codebook.perplexity:,.0f}")
+            f"perplexity {codebook.perplexity:,.0f} (tokens per code id, in bins of {bin_width})")
 
 
-def sequence_text(seq: np.ndarray, vocab: dict) -> str:
+def sequence_text(seq: np.ndarray, vocab: LMVocab) -> str:
     """An LM sequence as text: a header naming the special ids, then one line per grid row."""
-    newrow = vocab["<img_newrow>"]
+    newrow = vocab.img_newrow
     rows = np.split(seq[1:-1], np.flatnonzero(seq[1:-1] == newrow) + 1)
-    header = (f"# {len(seq):,} ids; code i -> {vocab['code_offset']} + i; <img_start>={vocab['<img_start>']} "
-              f"<img_newrow>={newrow} <img_end>={vocab['<img_end>']}; vocabulary size {vocab['vocab_size']:,}")
+    header = (f"# {len(seq):,} ids; code i -> {vocab.code_offset} + i; <img_start>={vocab.img_start} "
+              f"<img_newrow>={newrow} <img_end>={vocab.img_end}; vocabulary size {vocab.vocab_size:,}")
     lines = [header, str(seq[0])] + [" ".join(map(str, r)) for r in rows if r.size] + [str(seq[-1])]
     return "\n".join(lines)

@@ -41,13 +41,14 @@ class ReconstructView(Outputs):
         reference's (None without one)."""
         cb = report.codebook
         return cls(
-            model_input=report.original, reconstruction=report.reconstruction, jpeg=report.summary.jpeg_rgb,
+            model_input=report.original, reconstruction=report.reconstruction, jpeg=report.summary.rate.jpeg_equal_bytes.rgb,
             psnr=round(float(report.summary.psnr), 2), ssim=round(float(report.summary.ssim), 4),
             token_map=views.clickable(plots.token_heatmap(report.indices, codebook_size)),
             error_map=views.clickable(plots.error_heatmap(report.token_error)),
             ood_map=None if report.ood_map is None else views.clickable(plots.ood_map_heatmap(report.ood_map)),
             ood_panel=panels.ood_html(report.summary.ood_score, thresholds), rate_panel=panels.rate_html(report),
-            codebook_chart=gr.BarPlot(views.codebook_frame(cb.counts), label=panels.codebook_label(cb)),
+            codebook_chart=gr.BarPlot(views.codebook_frame(cb.counts),
+                                      label=panels.codebook_label(cb, views.bin_width(codebook_size))),
             level_charts=views.level_frames(cb.level_histograms),
             opened=f'<p class="qk-opened">Showing <b>{escape(name)}</b></p>',
             tokens={"grid": report.indices, "decoded": report.reconstruction, "name": PurePosixPath(name).stem},

@@ -18,7 +18,8 @@ from tests.test_app_server import (
 
 @pytest.fixture(scope="module")
 def server(weights_dir, ood_reference_path, tmp_path_factory):
-    with serving(weights_dir, tmp_path_factory.mktemp("anatomy-server"), QKVAE_REFERENCE=str(ood_reference_path)) as url:
+    log = tmp_path_factory.mktemp("anatomy-server") / "app.log"
+    with serving(weights_dir, log, QKVAE_REFERENCE=str(ood_reference_path)) as url:
         yield url
 
 

@@ -16,7 +16,7 @@ from analysis.complexity import expectation
 from analysis.reference import load_reference
 from analysis.report import image_summary
 from qkvae import SourceError
-from qkvae.image import ImageError, to_tensor
+from qkvae.image import to_tensor
 from qkvae.pipeline import reconstruct_set
 from qkvae.metrics import psnr, ssim
 from qkvae.sources import Skipped
@@ -232,7 +232,7 @@ def test_rows_hold_each_images_summary(mixed, model, ood):
                                    ssim(original, reconstruction))
         summary = _summarize(model, ood)(image)
         assert (row.psnr, row.ssim) == (image.psnr, image.ssim) == (summary.psnr, summary.ssim)
-        assert result.images[i]["rate"] == summary.rate
+        assert result.images[i]["rate"] == summary.rate.to_json()
         assert (row.ood_score, row.verdict) == explore.ood_reading(summary)
         expected = expectation(original, row.psnr)
         assert (row.expected_psnr, row.psnr_residual) == (expected.expected_psnr, expected.psnr_residual)
