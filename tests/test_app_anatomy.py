@@ -2,7 +2,6 @@
 expected PSNR, and the Explore tab's groups."""
 
 import shutil
-import zipfile
 
 import gradio as gr
 import numpy as np
@@ -16,6 +15,7 @@ from qkvae_app import gpu
 from qkvae_app.demo import build_demo
 from qkvae_app.groups_view import GROUP_COLUMNS, REFERENCE_LABEL
 from qkvae_app.settings import EXAMPLES_DIR, Settings
+from tests.helpers import two_folder_zip
 
 CAT = EXAMPLES_DIR / "photo-cat.png"
 
@@ -72,15 +72,8 @@ def test_reconstruct_says_how_the_psnr_compares_with_a_photo_as_detailed(app):
     assert f"expected {e.expected_psnr:.2f} dB" in view.expected
 
 
-def _two_folders(path):
-    with zipfile.ZipFile(path, "w") as z:
-        for example in sorted(EXAMPLES_DIR.glob("*.png")):
-            z.write(example, f"{example.stem.split('-')[0]}s/{example.name}")  # photos/..., oods/...
-    return path
-
-
 def test_explore_groups_the_folders_of_a_zip(app, tmp_path):
-    result = app.explore.explore_uploads([str(_two_folders(tmp_path / "set.zip"))], "resize", "residual").explored
+    result = app.explore.explore_uploads([str(two_folder_zip(tmp_path / "set.zip", EXAMPLES_DIR))], "resize", "residual").explored
     view = app.explore.groups.show(result)
     table = view.group_table
     assert list(table.columns) == list(GROUP_COLUMNS.values())
