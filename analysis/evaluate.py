@@ -13,7 +13,9 @@ PATH is an image folder or an STL-10 ``.bin`` file; images are fit to 96x96 with
   the data and of the OOD set; ``detection``, overall and per OOD category, the AUROC and the
   FPR at 95% TPR of the combined score and of the histogram KL alone, the data being the
   in-distribution side; and the Spearman correlation across tokens between the OOD map and the
-  token error, per image, for the data and the OOD set);
+  token error, per image, for the data and the OOD set); and when the data folder has subfolders,
+  ``"groups"`` (``analysis.groups``: per folder the count, mean PSNR, SSIM and residual, median
+  OOD score, share flagged, and the OOD score's AUROC against ``--reference-group``);
 - ``sample_grid.png`` (the first 16 images over their reconstructions, with PSNR) and the
   plots: codebook_histogram, level_histograms, usage_curve, rd_plot, ood_histogram.
 The OOD figures need an OOD reference made with the same weights (``analysis.reference``);
@@ -36,6 +38,7 @@ from analysis import plots
 from analysis.codebook import CodebookStats, CodebookSummary
 from analysis.complexity import expectation_fields
 from analysis.figures import describe, jsonable
+from analysis.groups import GroupError, check_reference_group, folder_groups
 from analysis.metrics import token_error
 from analysis.ood import OODReference, OODScore, auroc, fpr_at_tpr, map_error_correlation
 from analysis.ood_images import OODSet, ood_images
@@ -254,15 +257,17 @@ def aggregate(images: list[dict], reencode: list[float], bf16: PrecisionAgreemen
 
 def evaluate(model, chunks: Iterable[SetReconstruction], reference: OODReference | None = None,
              ood: OODSet | None = None, batch_size=BATCH_SIZE, precision_images=PRECISION_IMAGES,
-             stability: bool = True) -> tuple[dict, dict]:
+             stability: bool = True, reference_group: str | None = None) -> tuple[dict, dict]:
     """Evaluate the model's pass over a set (``SetReconstruction`` chunks of ``qkvae.stream``, in
     order; one whole ``reconstruct_set`` is a single chunk); returns (results, pictures: name ->
     Figure or uint8 array). ``results["skipped"]`` lists the entries the pass skipped.
 
     ``reference`` is the OOD reference for the model's weights (None: no OOD figures); ``ood`` the
     out-of-distribution images the data is told apart from (needs a reference). ``stability``
-    re-encodes every reconstruction; ``precision_images`` images are checked under bf16.
-    Raises ``SourceError`` when the pass has no image.
+    re-encodes every reconstruction; ``precision_images`` images are checked under bf16. Images
+    in two or more folders get ``results["groups"]``, the AUROCs against ``reference_group``
+    (default: the largest). Raises ``SourceError`` when the pass has no image, ``GroupError`` for
+    a reference group that is not one of the folders.
     """
     start = time.perf_counter()
     config = model.config
@@ -287,6 +292,9 @@ def evaluate(model, chunks: Iterable[SetReconstruction], reference: OODReference
     total = time.perf_counter() - start
     summary["timing"] = {"total_s": total, "pass_s": g.pass_seconds, "per_image_ms": 1000 * total / len(g.entries)}
     results = {"images": g.entries, "aggregate": summary, "skipped": [s.to_json() for s in g.skipped]}
+    groups = folder_groups(g.entries, reference_group)
+    if groups is not None:
+        results["groups"] = groups.to_json()
     return results, pictures(results, head.originals, head.reconstructions, codebook, jpeg_points, config)
 
 
@@ -343,6 +351,8 @@ def setup_args(argv=None) -> argparse.Namespace:
                    help=f"OOD reference made with the weights (default: {REFERENCE_PATH.name} in assets/, if it matches)")
     p.add_argument("--ood", default="none", help='OOD images for the AUROC: "builtin" (196 made by '
                                                  'analysis.ood_images), a folder, or "none" (the default)')
+    p.add_argument("--reference-group", default=None,
+                   help="with subfolders: the folder each folder's OOD AUROC is against (default: the largest)")
     p.add_argument("--precision-images", type=int, default=PRECISION_IMAGES,
                    help="images checked under bf16 autocast (0: none)")
     p.add_argument("--stability", action=argparse.BooleanOptionalAction, default=True,
@@ -379,12 +389,13 @@ def model_chunks(model, source, args) -> Iterator[SetReconstruction]:
 def run(args) -> tuple[dict, Path]:
     model = load_qkvae(args.weights, device=args.device)
     source = open_source(args.data, args.split)
+    check_reference_group(args.reference_group, source.names)
     weights_name, weights_sha256 = weights_fingerprint(model)
     reference, provenance, warnings = _reference_for(args.reference, weights_sha256)
     ood = load_ood(args.ood, model.config.image_size) if reference is not None else None
     chunks = with_progress(model_chunks(model, source, args), len(source), "evaluating")
     results, pictures = evaluate(model, chunks, reference, ood, args.batch_size, args.precision_images,
-                                 args.stability)
+                                 args.stability, args.reference_group)
     skipped = results.pop("skipped")
     data = args.data if is_hub_ref(args.data) else Path(args.data).name
     results["setup"] = {"data": data, "split": args.split, "weights": weights_name, "weights_sha256": weights_sha256,
@@ -397,7 +408,8 @@ def run(args) -> tuple[dict, Path]:
 def main(argv=None) -> int:
     args = setup_args(argv)
     start = time.perf_counter()
-    return run_cli(lambda: report(*run(args), time.perf_counter() - start), ReferenceFileError, EngineError)
+    return run_cli(lambda: report(*run(args), time.perf_counter() - start), ReferenceFileError, EngineError,
+                   GroupError)
 
 
 def report(results: dict, out: Path, seconds: float) -> None:

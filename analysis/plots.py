@@ -227,6 +227,7 @@ def stress_figures(summary: dict) -> dict[str, Figure]:
         _banded(ax, scales, summary["scale"], measure)
         ax.set(xscale="log", xticks=scales, xticklabels=[f"{s:g}x" for s in scales], xlabel="scale (<1 tiled, >1 zoomed in)",
                ylabel=unit)
+        ax.minorticks_off()  # the log axis's minor labels would overprint the scales
         ax.grid(alpha=0.3)
     fig.suptitle(f"scale, {n} images")
     figs["scale"] = fig

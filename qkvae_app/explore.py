@@ -13,8 +13,8 @@ read in memory, never extracted to disk, and never more bytes than the archive d
 
 ``explore`` runs the model's pass over the upload a chunk at a time (``qkvae.stream``, through
 ``qkvae.pipeline.reconstruct_set`` or its GPU call in ``qkvae_app.gpu``) and adds to each row
-``analysis.report.image_summary``'s rate and OOD score and verdict, into an ``Exploration``: a
-table, the worst images, and CSV and JSON files (the JSON's ``images`` entries are those of
+``analysis.report.image_summary``'s rate and OOD score and verdict and ``analysis.complexity``'s
+expected PSNR and residual, into an ``Exploration``: a table, the worst images, and CSV and JSON files (the JSON's ``images`` entries are those of
 results.json, without ``stability``, which would cost another encoding pass).
 """
 
@@ -23,14 +23,16 @@ import re
 import stat
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from html import escape
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
+from analysis.complexity import expectation
 from analysis.figures import describe, jsonable
+from analysis.groups import GroupedImage, GroupTable, group_of, group_table
 from analysis.report import ImageSummary
 from qkvae.image import MAX_PIXELS, ImageError, image_pixels, open_rgb
 from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped, SourceError
@@ -45,8 +47,9 @@ RATIO_FROM_BYTES = 2**20  # ...once it is this large (small flat BMPs legitimate
 CHUNK = 64  # images per call of the reconstruct function (one GPU call each on ZeroGPU) and per progress step
 GALLERY_SIZE = 12  # worst images shown
 IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")  # macOS metadata, not content
-TABLE_COLUMNS = {"name": "name", "psnr": "PSNR (dB)", "ssim": "SSIM", "ood_score": "OOD score", "verdict": "verdict"}
-WORST_BY = ("PSNR", "OOD score")
+TABLE_COLUMNS = {"name": "name", "psnr": "PSNR (dB)", "ssim": "SSIM", "expected_psnr": "expected PSNR (dB)",
+                 "psnr_residual": "residual (dB)", "ood_score": "OOD score", "verdict": "verdict"}
+WORST_BY = ("PSNR", "residual", "OOD score")
 FORMULA_STARTS = ("=", "+", "-", "@")  # a CSV cell starting so is a formula to a spreadsheet
 LIMITS = (f"A run takes up to {MAX_IMAGES} images, {MAX_TOTAL_BYTES // 2**20} MB uncompressed and "
           f"{MAX_RUN_MEGAPIXELS:,} megapixels in all, each image at most {MAX_PIXELS / 1e6:.0f} megapixels. "
@@ -239,6 +242,8 @@ class Row:
     name: str
     psnr: float
     ssim: float
+    expected_psnr: float  # analysis.complexity: what a photo this detailed gets
+    psnr_residual: float  # psnr - expected_psnr
     ood_score: float | None
     verdict: str
 
@@ -254,7 +259,8 @@ class Exploration:
     def table(self) -> pd.DataFrame:
         """The rows with readable headers, rounded for display; sort by any column."""
         frame = pd.DataFrame([vars(r) for r in self.rows], columns=list(TABLE_COLUMNS))
-        return frame.round({"psnr": 2, "ssim": 4, "ood_score": 3}).rename(columns=TABLE_COLUMNS)
+        return frame.round({"psnr": 2, "ssim": 4, "expected_psnr": 2, "psnr_residual": 2,
+                            "ood_score": 3}).rename(columns=TABLE_COLUMNS)
 
     def position(self, name: str) -> int:
         """The row of the image called ``name``."""
@@ -276,35 +282,47 @@ class Exploration:
         return f'<div class="qk-card">{text}</div>'
 
     def worst(self, by: str = "PSNR", count: int = GALLERY_SIZE) -> list[int]:
-        """Positions of the ``count`` worst images: lowest PSNR, or highest OOD score, first."""
+        """Positions of the ``count`` worst images: lowest PSNR, lowest residual (furthest below
+        what a photo as detailed gets), or highest OOD score, first."""
         if by not in WORST_BY:
             raise ValueError(f"by must be one of {WORST_BY}, not {by!r}")
         if by == "PSNR":
             key = np.array([r.psnr for r in self.rows])
+        elif by == "residual":
+            key = np.array([r.psnr_residual for r in self.rows])
         else:
             key = -np.array([-np.inf if r.ood_score is None else r.ood_score for r in self.rows])
         return np.argsort(key, kind="stable")[:count].tolist()
 
     def gallery(self, by: str = "PSNR", count: int = GALLERY_SIZE) -> list[tuple[str, str]]:
         """The worst images as (PNG path, caption): original left, reconstruction right, captioned
-        with the ranking value first (PSNR, or OOD score then PSNR), then the name."""
+        with the ranking value first (PSNR, or the residual or OOD score then PSNR), then the name."""
         items = []
         for i in self.worst(by, count):
             r = self.rows[i]
-            ood = f"OOD {r.ood_score:.2f} · " if by == "OOD score" and r.ood_score is not None else ""
+            first = {"OOD score": f"OOD {r.ood_score:.2f} · " if r.ood_score is not None else "",
+                     "residual": f"{r.psnr_residual:+.2f} dB vs expected · "}.get(by, "")
             items.append((files.png_file(pair_tile(self.originals[i], self.reconstructions[i])),
-                          f"{ood}{r.psnr:.2f} dB · {r.name}"))
+                          f"{first}{r.psnr:.2f} dB · {r.name}"))
         return items
 
     def results_json(self) -> dict:
-        """``images`` as in results.json (name, psnr, ssim, rate, ood_score), ``skipped``, and the
-        PSNR and SSIM spread in ``aggregate``."""
+        """``images`` as in results.json (name, psnr, ssim, rate, ood_score, expected_psnr,
+        psnr_residual), ``skipped``, the PSNR and SSIM spread in ``aggregate``, and ``groups``
+        (``groups()``)."""
         return jsonable({
             "images": self.images,
+            "groups": self.groups().to_json(),
             "skipped": [s.to_json() for s in self.skipped],
             "aggregate": {"num_images": len(self.images), "psnr": describe([r.psnr for r in self.rows]),
                           "ssim": describe([r.ssim for r in self.rows])},
         })
+
+    def groups(self, reference: str | None = None) -> GroupTable:
+        """The images by group (``analysis.groups``: folder, else file-name prefix), the AUROCs
+        against ``reference`` (default: the largest group)."""
+        return group_table([GroupedImage(group_of(r.name), r.psnr, r.ssim, r.psnr_residual, r.ood_score, r.verdict)
+                            for r in self.rows], reference)
 
     def csv_text(self) -> str:
         """The table as CSV; a text cell that a spreadsheet would run as a formula (it starts
@@ -339,7 +357,8 @@ def explore(paths, reconstruct: Callable[[FittedImages], SetReconstruction],
     goes to ``reconstruct``, which runs the model: ``reconstruct_set`` with the model, or
     ``qkvae_app.gpu.reconstruct_images`` (a GPU call on ZeroGPU); ``progress`` hears before each
     call. ``summarize(row)`` is ``analysis.report.image_summary`` with the OOD reference (and
-    config) bound: it adds the rate and OOD score to the row's PSNR and SSIM. Raises
+    config) bound: it adds the rate and OOD score to the row's PSNR and SSIM; ``expectation`` adds
+the PSNR expected for the image's detail and the residual. Raises
     ``UploadError`` for a refused upload, ``qkvae.SourceError`` when no image could be decoded.
     """
     report = progress if progress is not None else (lambda fraction, desc: None)  # a gr.Progress is falsy
@@ -350,9 +369,10 @@ def explore(paths, reconstruct: Callable[[FittedImages], SetReconstruction],
             report(fitted.chunk.start / n, f"reconstructing: {fitted.chunk.start} of {n} images read")
             done.append(reconstruct(fitted))
             for row in done[-1].rows():
-                summary = summarize(row)
-                rows.append(Row(row.name, row.psnr, row.ssim, *ood_reading(summary)))
-                images.append({"name": row.name, **summary.to_json()})
+                summary, expected = summarize(row), expectation(row.original, row.psnr)
+                rows.append(Row(row.name, row.psnr, row.ssim, expected.expected_psnr, expected.psnr_residual,
+                                *ood_reading(summary)))
+                images.append({"name": row.name, **summary.to_json(), **asdict(expected)})
     finally:
         source.close()
     skipped = [s for d in done for s in d.skipped]

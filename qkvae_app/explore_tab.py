@@ -17,6 +17,7 @@ from qkvae import SourceError
 from qkvae_app import explore, files, gpu
 from qkvae_app.components import fit_choice
 from qkvae_app.errors import refuse
+from qkvae_app.groups_view import GroupsPanel
 from qkvae_app.outputs import Outputs
 from qkvae_app.studio import Studio
 
@@ -104,15 +105,17 @@ class ExploreTab:
             self.explore_table = gr.Dataframe(headers=list(explore.TABLE_COLUMNS.values()), interactive=False,
                                               label="Every image (sort with a header's menu; search above)",
                                               show_search="search", elem_id="explore-table")
+            self.groups = GroupsPanel().build(self.explored)
         outputs = ExploreView.components(self)
         self.upload.change(self.describe_upload, self.upload, self.upload_note, preprocess=False,
                            api_visibility="undocumented")
         # Its own queue, one run at a time: a batch never holds up other users' reconstructions.
-        self.button.click(ExploreView.handler(self.clear, len(outputs)), None, outputs,
-                          api_visibility="undocumented", queue=False
-                          ).then(ExploreView.handler(self.explore_uploads, len(outputs)),
-                                 [self.upload, mode, self.worst_by], outputs, api_name="explore", preprocess=False,
-                                 concurrency_id="explore", concurrency_limit=1)
+        start = self.button.click(ExploreView.handler(self.clear, len(outputs)), None, outputs,
+                                  api_visibility="undocumented", queue=False)
+        self.run = start.then(ExploreView.handler(self.explore_uploads, len(outputs)),
+                              [self.upload, mode, self.worst_by], outputs, api_name="explore",
+                              preprocess=False, concurrency_id="explore", concurrency_limit=1)
+        self.groups.follow(start, self.run)
         self.worst_by.change(self.gallery, [self.explored, self.worst_by], self.explore_gallery,
                              api_visibility="undocumented")
         return self

@@ -22,6 +22,7 @@ import torch
 
 from analysis.ood import OODReference
 from analysis.report import ImageReport, analyze_image
+from analysis.stress import ImageStress, stress_image
 from qkvae.image import to_uint8
 from qkvae.model import QKVAE
 from qkvae.pipeline import reconstruct_set
@@ -65,6 +66,12 @@ def decode(indices: np.ndarray) -> np.ndarray:
     """ids (N, 2304) or (N, 48, 48) -> uint8 images (N, 96, 96, 3)."""
     model = _model()
     return to_uint8(model.decode(torch.from_numpy(np.asarray(indices, dtype=np.int64)).to(model.device)))
+
+
+@gpu(duration=60)
+def stress(rgb: np.ndarray, name: str) -> ImageStress:
+    """One uint8 (96, 96, 3) model input -> its stress suite (``analysis.stress``: about 150 encodes and decodes)."""
+    return stress_image(_model(), rgb, name)
 
 
 @gpu(duration=60)

@@ -8,6 +8,7 @@ from html import escape
 
 import numpy as np
 
+from analysis.complexity import Expectation
 from analysis.ood import (IN_DISTRIBUTION, MAP_VMAX, MAP_VMIN, OUT_OF_DISTRIBUTION, TESTS, UNUSUAL, OODReference,
                           OODScore)
 from qkvae import fsq
@@ -116,6 +117,13 @@ def rate_html(report) -> str:
         f'<p class="qk-note">At equal bytes JPEG reaches {jpeg.psnr:.2f} dB / SSIM {jpeg.ssim:.3f}; '
         f'QKVAE {report.summary.psnr:.2f} dB / SSIM {report.summary.ssim:.3f}.</p></div>'
     )
+
+
+def expectation_html(e: Expectation) -> str:
+    """The PSNR's residual in words: how much worse (or better) than a photo this detailed would be."""
+    side = "worse" if e.psnr_residual < 0 else "better"
+    return (f'<p class="qk-expected"><b>{abs(e.psnr_residual):.2f} dB {side}</b> than a photo this detailed would be '
+            f'<span class="qk-note">(expected {e.expected_psnr:.2f} dB for its detail)</span></p>')
 
 
 def token_html(grid: np.ndarray, edited: np.ndarray, row: int, col: int, levels) -> str:

@@ -1,21 +1,26 @@
-"""The Reconstruct tab: one image in, its reconstruction, JPEG at equal bytes, scores, maps and charts out.
+"""The Reconstruct tab: one image in, its reconstruction, JPEG at equal bytes, scores, maps and charts out,
+and on demand its stress test.
 
-``ReconstructTab(studio)`` holds the handler (callable without a server); ``build`` lays the tab
-out inside the demo's ``gr.Tabs`` and wires its own event, the API endpoint ``/reconstruct``.
+``ReconstructTab(studio)`` holds the handlers (callable without a server); ``build`` lays the tab
+out inside the demo's ``gr.Tabs`` and wires its own events, the API endpoints ``/reconstruct`` and
+``/stress`` (one stress test at a time).
 """
 
 from pathlib import Path
 
 import gradio as gr
+import torch
 
 from analysis import plots
 from analysis.ood import MAP_VMAX, MAP_VMIN
 from qkvae import load_image
+from qkvae.image import to_uint8
 from qkvae_app import gpu, views
 from qkvae_app.components import fit_choice, pixel_view
 from qkvae_app.errors import refuse
 from qkvae_app.reconstruct_view import ReconstructView
 from qkvae_app.settings import EXAMPLES_DIR
+from qkvae_app.stress_view import StressView, stress_panel
 from qkvae_app.studio import Studio
 
 
@@ -30,23 +35,54 @@ class ReconstructTab:
     def __init__(self, studio: Studio):
         self.studio = studio
 
-    def reconstruct(self, image, mode: str) -> ReconstructView | None:
-        """An image file and a resize mode -> input, reconstruction, JPEG at equal bytes, PSNR, SSIM,
-        token / error / OOD maps, OOD and rate panels, codebook and level charts, the image's name.
+    def fitted_input(self, image, mode: str) -> torch.Tensor | None:
+        """An image file fit to the model's square with ``mode``: float32 (3, S, S) in [-1, 1], or
+        None for a cleared input; a ``gr.Error`` saying why a file cannot be read.
 
-        The event runs with ``preprocess=False``: ``image`` is Gradio's file payload (or a path when
+        The events run with ``preprocess=False``: ``image`` is Gradio's file payload (or a path when
         called directly), so this app, not Pillow inside Gradio, decodes the file and explains failures.
         """
         path = image.get("path") if isinstance(image, dict) else image
-        if path is None:  # a cleared input clears the outputs
+        if path is None:
             return None
         model = self.studio.require_model()
         try:
-            x = load_image(path, model.config.image_size, mode)
+            return load_image(path, model.config.image_size, mode)
         except ValueError as e:  # ImageError, or an unknown mode
             raise refuse("Cannot read this image", str(e)) from None
+
+    def reconstruct(self, image, mode: str) -> ReconstructView | None:
+        """An image file and a resize mode -> input, reconstruction, JPEG at equal bytes, PSNR, SSIM,
+        token / error / OOD maps, OOD and rate panels, codebook and level charts, the image's name,
+        and how its PSNR compares with a photo's as detailed."""
+        x = self.fitted_input(image, mode)
+        if x is None:  # a cleared input clears the outputs
+            return None
         report = gpu.analyze(x.numpy())
-        return ReconstructView.of(report, self.studio.thresholds, model.config.codebook_size, _name(image))
+        return ReconstructView.of(report, self.studio.thresholds, self.studio.config.codebook_size, _name(image))
+
+    def stress(self, image, mode: str) -> StressView:
+        """Stress-test one image: how its reconstruction and tokens respond to scale, shift,
+        corruption, quantization and token noise (``analysis.stress``; about 150 encodes and decodes).
+
+        Args:
+            image: the image file (any size; fit to the model's 96x96 square with ``mode``).
+            mode: how the image is fit: "resize", "center_crop" or "pad".
+        Returns:
+            the image's ``stress.json`` entry: ``name``; ``psnr`` (dB, the clean reconstruction);
+            ``scale`` (per scale 0.25..4: ``psnr``, ``ssim``); ``shift`` (per shift 0..8 px:
+            ``agreement``, the share of tokens equal to the unshifted ids after undoing the shift,
+            and ``digit_change`` per FSQ digit); ``corruption`` (per corruption and severity 1..5:
+            ``psnr`` against the corrupted input, ``tokens_changed``); ``quantization``
+            (``psnr_quantized``, ``psnr_continuous``, ``rounding_cost_mean``, ``worst_tokens``);
+            ``token_noise`` (per kind "digit" or "random" and fraction: ``psnr``, ``psnr_vs_clean``);
+            ``seconds``. Then a summary (HTML), the scale, shift, corruption and token-noise charts,
+            and the map of the rounding cost per token (48x48, 0..8 8-bit levels).
+        """
+        x = self.fitted_input(image, mode)
+        if x is None:
+            raise refuse("No image", "Open an image in the Reconstruct tab first, then run the stress test.")
+        return StressView.of(gpu.stress(to_uint8(x), _name(image)))
 
     def build(self, tokens: gr.State) -> "ReconstructTab":
         """Lay the tab out (inside ``gr.Tabs``); ``tokens`` is the Tokens tab's state it fills."""
@@ -69,6 +105,7 @@ class ReconstructTab:
                     with gr.Row():
                         self.psnr = gr.Number(label="PSNR (dB)", interactive=False)
                         self.ssim = gr.Number(label="SSIM", interactive=False)
+                        self.expected = gr.HTML()
                     with gr.Row():
                         self.token_map = pixel_view("Token ids: click to inspect")
                         self.error_map = pixel_view(f"Error per token (0–{plots.ERROR_VMAX:.0f})")
@@ -84,8 +121,12 @@ class ReconstructTab:
                 self.level_charts = [gr.BarPlot(x="level", y="share", label=f"FSQ dim {k}: share of tokens per level (0..{n - 1})", height=230,
                                                 y_title="share of tokens", y_lim=[0, 1], min_width=120)
                                      for k, n in enumerate(config.levels)]
+            stress_panel(self)
         self.outputs = outputs = ReconstructView.components(self)
         self.event = gr.on([self.image.change, self.mode.change],
                            ReconstructView.handler(self.reconstruct, len(outputs)), [self.image, self.mode],
                            outputs, api_name="reconstruct", preprocess=False)
+        stressed = StressView.components(self)
+        self.stress_button.click(StressView.handler(self.stress, len(stressed)), [self.image, self.mode], stressed,
+                                 api_name="stress", preprocess=False, concurrency_id="stress", concurrency_limit=1)
         return self

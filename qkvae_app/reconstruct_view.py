@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
+from analysis.complexity import expectation
 from analysis.report import ImageReport
 from qkvae_app import panels, views
 from qkvae_app.outputs import Outputs, per_item
@@ -31,6 +32,7 @@ class ReconstructView(Outputs):
     level_charts: list[pd.DataFrame] = per_item()  # one per FSQ dimension
     opened: str  # which image is shown, by its own name
     tokens: dict  # the Tokens tab's state: grid, decoded image, file stem
+    expected: str  # the PSNR against a photo's as detailed (analysis.complexity)
 
     @classmethod
     def of(cls, report: ImageReport, thresholds: tuple[float, float] | None, codebook_size: int,
@@ -50,4 +52,5 @@ class ReconstructView(Outputs):
             level_charts=views.level_frames(cb.level_histograms),
             opened=f'<p class="qk-opened">Showing <b>{escape(name)}</b></p>',
             tokens={"grid": report.indices, "decoded": report.reconstruction, "name": PurePosixPath(name).stem},
+            expected=panels.expectation_html(expectation(report.original, float(report.summary.psnr))),
         )

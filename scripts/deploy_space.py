@@ -6,7 +6,8 @@
 
 The bundle holds exactly what the Space runs: ``app.py``, the packages ``qkvae``, ``analysis``
 and ``qkvae_app`` (their ``.py`` files, subpackages included), the assets the app reads (the shipped weights and
-config, the OOD reference counts, the examples, and the model card the README links to), the
+config, the OOD reference counts, the expected-PSNR fit, the STL-10 PSNR quantiles, the examples,
+and the model card the README links to), the
 Space's ``requirements.txt`` (the app's pins without gradio, which the Space installs from
 ``sdk_version``, and without test tools) and ``README.md``, whose front matter configures the
 Space. No file may be over 10 MB (the Hub wants larger ones through LFS/Xet): the command
@@ -33,7 +34,7 @@ from qkvae.atomic import atomic_write
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("qkvae", "analysis", "qkvae_app")
 FILES = ("app.py", "README.md", "assets/model.safetensors", "assets/config.json", "assets/ood_reference.npz",
-         "assets/MODEL_CARD.md")
+         "assets/expected_psnr.json", "assets/stl10_psnr.json", "assets/MODEL_CARD.md")
 GLOBS = ("assets/examples/*.png",)
 NOT_ON_THE_SPACE = ("gradio",)  # requirements the Space provides itself (gradio comes from sdk_version)
 MAX_FILE_BYTES = 10 * 1024 * 1024

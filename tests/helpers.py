@@ -7,6 +7,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,11 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(1)
     pytest.fail(f"the app did not answer at {url} within {timeout} s:\n{log.read_text()}")
+
+
+def two_folder_zip(path: Path, examples: Path) -> Path:
+    """A zip of the example images in two folders by their kind: ``photos/`` and ``oods/``."""
+    with zipfile.ZipFile(path, "w") as z:
+        for example in sorted(examples.glob("*.png")):
+            z.write(example, f"{example.stem.split('-')[0]}s/{example.name}")
+    return path

@@ -6,6 +6,7 @@ for the webcam); ``scripts/test.sh`` installs both, so they are skipped only on 
 without ``/usr/bin/chromium``.
 """
 
+import contextlib
 import copy
 import csv
 import io
@@ -35,6 +36,7 @@ from qkvae import load_image, save_qkvae
 from qkvae.image import to_uint8
 from qkvae.metrics import psnr
 from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT
+from tests.helpers import two_folder_zip
 
 STARTUP_TIMEOUT = 240  # seconds; importing gradio and torch is slow on a busy 2-core machine
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,20 +66,14 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"the app did not answer at {url} within {STARTUP_TIMEOUT} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server_log(tmp_path_factory) -> Path:
-    """Where the server's output goes."""
-    return tmp_path_factory.mktemp("server") / "app.log"
-
-
-@pytest.fixture(scope="module")
-def server(weights_dir, server_log):
-    """The URL of ``python app.py`` serving the seeded test weights."""
-    workdir = server_log.parent
-    port, log = _free_port(), server_log
+@contextlib.contextmanager
+def serving(weights_dir, log: Path, **settings):
+    """The URL of ``python app.py`` run in ``log``'s folder, writing its output to ``log``, serving
+    ``weights_dir``, with more settings (``QKVAE_REFERENCE=...``) as environment variables."""
+    workdir, port = log.parent, _free_port()
     env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
            "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **settings}
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=workdir, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
@@ -88,6 +84,19 @@ def server(weights_dir, server_log):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory) -> Path:
+    """Where the server's output goes."""
+    return tmp_path_factory.mktemp("server") / "app.log"
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir, server_log):
+    """The URL of ``python app.py`` serving the seeded test weights."""
+    with serving(weights_dir, server_log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +151,13 @@ def test_api_explore_returns_the_table_gallery_and_files(client, tmp_path):
     summary, table, gallery, csv_file, json_file = client.predict(
         [handle_file(archive)], "resize", "PSNR", api_name="/explore")
     names = sorted(f"copy0/{p.name}" for p in EXAMPLES_DIR.glob("*.png"))
-    assert table["headers"] == ["name", "PSNR (dB)", "SSIM", "OOD score", "verdict"]
+    assert table["headers"] == ["name", "PSNR (dB)", "SSIM", "expected PSNR (dB)", "residual (dB)", "OOD score",
+                                "verdict"]
     assert [row[0] for row in table["data"]] == names
     assert f"<b>{len(names)}</b> images reconstructed" in summary
     assert len(gallery) == min(len(names), 12) and " dB" in gallery[0]["caption"]
     csv_lines = Path(csv_file["value"]).read_text().splitlines()  # the buttons come as updates
-    assert csv_lines[0] == "name,psnr,ssim,ood_score,verdict" and len(csv_lines) == len(names) + 1
+    assert csv_lines[0] == "name,psnr,ssim,expected_psnr,psnr_residual,ood_score,verdict" and len(csv_lines) == len(names) + 1
     assert Path(json_file["value"]).suffix == ".json" and json_file["interactive"]
 
 
@@ -178,7 +188,12 @@ def _wait_for_reconstruction(page) -> float:
     # The locator is resolved again on every retry: Gradio may replace the <img> while it renders.
     reconstruction = page.locator(".pixelated").filter(has_text="Reconstruction").locator("img")
     expect(reconstruction).to_have_js_property("naturalWidth", 96, timeout=120_000)  # loaded, not enlarged
-    return float(page.get_by_label("PSNR (dB)").input_value())
+    return float(psnr_field(page).input_value())
+
+
+def psnr_field(page):
+    """The Reconstruct tab's PSNR number (charts' axes and marks carry "PSNR (dB)" in their labels too)."""
+    return page.get_by_role("spinbutton", name="PSNR (dB)", exact=True)
 
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -276,7 +291,7 @@ def test_browser_explore_tab_shows_table_and_gallery_and_opens_a_clicked_image(s
             shown_psnr = float(row.get_by_role("gridcell").nth(1).inner_text())
             row.get_by_role("gridcell").first.click()  # a row of the table opens that image too
             expect(reconstruct_tab).to_have_attribute("aria-selected", "true")
-            expect(page.get_by_label("PSNR (dB)")).to_have_value(str(shown_psnr), timeout=120_000)
+            expect(psnr_field(page)).to_have_value(str(shown_psnr), timeout=120_000)
         finally:
             browser.close()
     assert (tmp_path / "explore.png").stat().st_size > 10_000
@@ -495,3 +510,74 @@ def test_browser_compare_one_image_and_a_set(server, perturbed_dir, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "compare.png").stat().st_size > 10_000
+
+
+# ---- failure anatomy: Explore by group, the residual, the stress test
+
+@pytest.fixture(scope="module")
+def anatomy_server(weights_dir, ood_reference_path, tmp_path_factory):
+    """The app serving the seeded weights with their OOD reference (OOD scores in Explore's groups)."""
+    log = tmp_path_factory.mktemp("anatomy-server") / "app.log"
+    with serving(weights_dir, log, QKVAE_REFERENCE=str(ood_reference_path)) as url:
+        yield url
+
+
+def _chart(page, elem_id: str):
+    """The drawing of a browser-drawn chart (gr.ScatterPlot, gr.LinePlot)."""
+    return page.locator(f"#{elem_id}").locator("canvas, svg").first
+
+
+@contextlib.contextmanager
+def _open_page(server):
+    """A page of the app in Chromium, closed afterwards."""
+    with sync_playwright() as p:
+        browser, page = _page(p, server)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@needs_chromium
+def test_browser_explore_shows_groups_scatter_and_residual(anatomy_server, tmp_path):
+    with _open_page(anatomy_server) as page:
+        page.get_by_role("tab", name="Explore").click()
+        upload = page.locator(".block").filter(has_text="Images or .zip archives").locator("input[type=file]")
+        upload.set_input_files(two_folder_zip(tmp_path / "two.zip", EXAMPLES_DIR))
+        page.get_by_role("button", name="Reconstruct and score them").click()
+        expect(page.locator(".qk-card")).to_contain_text("9 images reconstructed", timeout=180_000)
+        expect(page.locator("#explore-table")).to_contain_text("residual (dB)")
+        groups = page.locator("#group-table")
+        expect(groups).to_contain_text("AUROC vs reference", timeout=60_000)
+        for name in ("oods", "photos"):
+            expect(groups.get_by_role("row").filter(has_text=name)).to_have_count(1)
+        expect(page.locator("#group-note")).to_contain_text("AUROCs against photos")
+        expect(_chart(page, "group-scatter")).to_be_visible(timeout=60_000)
+        expect(_chart(page, "group-distribution")).to_be_visible()
+        page.get_by_label("residual", exact=True).check()
+        expect(page.locator(".qk-gallery").first).to_contain_text("vs expected", timeout=60_000)
+
+        page.get_by_label("Reference group").click()  # another reference: the AUROCs are against it
+        page.get_by_role("option", name="oods").click()
+        expect(page.locator("#group-note")).to_contain_text("AUROCs against oods", timeout=60_000)
+        page.screenshot(path=tmp_path / "groups.png", full_page=True)
+    assert (tmp_path / "groups.png").stat().st_size > 10_000
+
+
+@needs_chromium
+def test_browser_stress_button_shows_the_curves(anatomy_server, tmp_path):
+    with _open_page(anatomy_server) as page:
+        page.locator("input[type=file]").first.set_input_files(CAT)
+        assert _wait_for_reconstruction(page) > 0
+        expect(page.locator(".qk-expected")).to_contain_text("than a photo this detailed would be")
+        page.get_by_role("button", name="Stress-test this image").click()
+        expect(page.locator(".qk-card").filter(has_text="Stress test of photo-cat.png")).to_be_visible(
+            timeout=300_000)
+        for label in ("Scale", "Shift", "Corruptions", "Token noise"):
+            chart = page.locator(".block").filter(has_text=label).locator("img").first
+            expect(chart).to_be_visible()
+            assert chart.evaluate("img => img.naturalWidth") > 200, label
+        rounding = page.locator(".pixelated").filter(has_text="Rounding cost per token").locator("img")
+        expect(rounding).to_have_js_property("naturalWidth", 48)
+        page.screenshot(path=tmp_path / "stress.png", full_page=True)
+    assert (tmp_path / "stress.png").stat().st_size > 10_000

@@ -37,7 +37,7 @@ def test_the_bundle_holds_exactly_the_spaces_files(tmp_path):
     examples = {f"assets/examples/{p.name}" for p in EXAMPLES_DIR.glob("*.png")}
     assert files == packages | examples | {
         "app.py", "README.md", "requirements.txt", "assets/model.safetensors", "assets/config.json",
-        "assets/ood_reference.npz", "assets/MODEL_CARD.md"}
+        "assets/ood_reference.npz", "assets/expected_psnr.json", "assets/stl10_psnr.json", "assets/MODEL_CARD.md"}
     requirements = (bundle / "requirements.txt").read_text()
     assert "torch==" in requirements
     assert not any(tool in requirements for tool in ("pytest", "playwright", "gradio"))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from analysis.complexity import expectation
 from analysis.reference import load_reference
 from analysis.report import image_summary
 from qkvae import SourceError
@@ -233,14 +234,20 @@ def test_rows_hold_each_images_summary(mixed, model, ood):
         assert (row.psnr, row.ssim) == (image.psnr, image.ssim) == (summary.psnr, summary.ssim)
         assert result.images[i]["rate"] == summary.rate.to_json()
         assert (row.ood_score, row.verdict) == explore.ood_reading(summary)
+        expected = expectation(original, row.psnr)
+        assert (row.expected_psnr, row.psnr_residual) == (expected.expected_psnr, expected.psnr_residual)
+        assert row.psnr_residual == pytest.approx(row.psnr - row.expected_psnr)
+        assert result.images[i]["psnr_residual"] == row.psnr_residual
         assert row.verdict in {"in distribution", "unusual", "out of distribution"}
 
 
 def test_table_has_sortable_columns(mixed):
     result, _ = mixed
     table = result.table()
-    assert list(table.columns) == ["name", "PSNR (dB)", "SSIM", "OOD score", "verdict"]
-    assert all(np.issubdtype(table[c].dtype, np.number) for c in ("PSNR (dB)", "SSIM", "OOD score"))
+    assert list(table.columns) == ["name", "PSNR (dB)", "SSIM", "expected PSNR (dB)", "residual (dB)", "OOD score",
+                                   "verdict"]
+    assert all(np.issubdtype(table[c].dtype, np.number)
+               for c in ("PSNR (dB)", "SSIM", "expected PSNR (dB)", "residual (dB)", "OOD score"))
     assert table["PSNR (dB)"].tolist() == [round(r.psnr, 2) for r in result.rows]
 
 
@@ -251,6 +258,11 @@ def test_gallery_shows_the_worst_first(mixed):
     assert [psnrs[i] for i in by_psnr] == sorted(psnrs)[:3]
     scores = [r.ood_score for r in result.rows]
     assert [scores[i] for i in result.worst("OOD score")] == sorted(scores, reverse=True)
+    residuals = [r.psnr_residual for r in result.rows]
+    assert [residuals[i] for i in result.worst("residual")] == sorted(residuals)
+    low = result.worst("residual", 1)[0]
+    assert result.gallery("residual", 1)[0][1] == (f"{residuals[low]:+.2f} dB vs expected · {psnrs[low]:.2f} dB · "
+                                                   f"{result.rows[low].name}")
     items = result.gallery("PSNR", 3)
     assert [caption for _, caption in items] == [f"{psnrs[i]:.2f} dB · {result.rows[i].name}" for i in by_psnr]
     top = result.worst("OOD score", 1)[0]  # the ranking value first, then the PSNR and the name
@@ -267,7 +279,7 @@ def test_csv_and_json_downloads_match_the_rows(mixed):
     csv_path, json_path = result.write_files()
     rows = list(csv.DictReader(open(csv_path)))
     assert [r["name"] for r in rows] == [r.name for r in result.rows]
-    assert list(rows[0]) == ["name", "psnr", "ssim", "ood_score", "verdict"]
+    assert list(rows[0]) == ["name", "psnr", "ssim", "expected_psnr", "psnr_residual", "ood_score", "verdict"]
     for line, row in zip(rows, result.rows, strict=True):
         assert float(line["psnr"]) == pytest.approx(row.psnr)
         assert float(line["ood_score"]) == pytest.approx(row.ood_score)
@@ -275,9 +287,12 @@ def test_csv_and_json_downloads_match_the_rows(mixed):
     data = json.loads(open(json_path).read())
     assert [e["name"] for e in data["images"]] == [r.name for r in result.rows]
     for entry, row in zip(data["images"], result.rows, strict=True):
-        assert {"name", "psnr", "ssim", "rate", "ood_score"} <= set(entry)
+        assert {"name", "psnr", "ssim", "rate", "ood_score", "expected_psnr", "psnr_residual"} <= set(entry)
         assert entry["psnr"] == pytest.approx(row.psnr) and entry["ood_score"]["score"] == pytest.approx(row.ood_score)
         assert entry["rate"]["nominal_bits"] > 0
+    groups = {g["group"]: g for g in data["groups"]["groups"]}  # loose files by prefix, zip members by folder
+    assert {k: g["count"] for k, g in groups.items()} == {"image": 2, "z": 3} and data["groups"]["reference"] == "z"
+    assert groups["image"]["auroc"] == result.groups("z").rows[0].auroc
     assert {s["name"] for s in data["skipped"]} == {"garbage.png", "z/truncated.png", "set.zip/notes.txt"}
     assert data["aggregate"]["num_images"] == 5
     assert data["aggregate"]["psnr"]["min"] == pytest.approx(min(r.psnr for r in result.rows))
