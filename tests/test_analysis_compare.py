@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import compare
+from analysis import compare, plots
 from analysis.metrics import ms_ssim
 from conftest import TINY_CONFIG, smooth_photos
 from qkvae import QKVAE, QKVAEConfig, save_qkvae
@@ -66,7 +66,7 @@ def test_same_levels_give_agreement_between_0_and_1_and_a_bootstrap_interval(wei
     assert s.delta_psnr.low <= s.delta_psnr.mean <= s.delta_psnr.high and s.delta_psnr.low < s.delta_psnr.high
     assert 0 < s.wilcoxon_p <= 1
     grid = compare.worst_grid(run, k=3)
-    assert grid.shape[:2] == (3 * 96 + 2 * 2 + 14, 3 * 96 + 2 * 2)
+    assert grid.shape[:2] == (3 * 96 + 2 * 2 + plots.LABEL_HEIGHT, 3 * 96 + 2 * 2)
 
 
 def test_compare_images_gives_the_flip_map_and_the_error_difference(rgb):

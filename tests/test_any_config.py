@@ -71,11 +71,11 @@ def test_tokenize_shards_and_lm_export(tiny, tiny_weights_dir, photos, tmp_path)
     summary = export_lm(out, 100, tmp_path / "train.bin")
     side = json.loads(summary.sidecar.read_text())
     vocab = lm_vocab(100, TINY_CONFIG)
-    assert side["vocab_size"] == vocab["vocab_size"] == 100 + CODEBOOK + 3
+    assert side["vocab_size"] == vocab.vocab_size == 100 + CODEBOOK + 3
     assert side["codebook_size"] == CODEBOOK and side["dtype"] == "uint16"
     g = TINY_CONFIG.grid_size
     seqs = np.fromfile(tmp_path / "train.bin", dtype=np.uint16).reshape(6, 2 + g * (g + 1))
-    assert seqs[:, 0].tolist() == [vocab["<img_start>"]] * 6
+    assert seqs[:, 0].tolist() == [vocab.img_start] * 6
     np.testing.assert_array_equal(seqs[2, 1:1 + g], shards.tokens[2][:g].astype(np.int64) + 100)
 
 
