@@ -211,11 +211,12 @@ def test_browser_upload_shows_reconstruction_and_psnr_and_opens_a_clicked_token(
             page.screenshot(path=tmp_path / "reconstruct.png", full_page=True)
 
             token_map = page.locator(".pixelated").filter(has_text="Token ids: click").locator("img")
+            expect(token_map).to_have_js_property("naturalWidth", 480, timeout=120_000)  # 10 pixels a token
             box = token_map.bounding_box()  # the 48x48 map is drawn as a centred square inside the box
             side = min(box["width"], box["height"])
             token_map.click(position={"x": (box["width"] - side) / 2 + side * 10.5 / 48,  # row 30, column 10
                                       "y": (box["height"] - side) / 2 + side * 30.5 / 48})
-            expect(page.get_by_text("Token row 30, column 10")).to_be_visible()  # the Tokens tab, on that token
+            expect(page.get_by_text("Token row 30, column 10")).to_be_visible(timeout=60_000)  # the Tokens tab, on it
             expect(page.get_by_label("row", exact=True)).to_have_value("30")
             expect(page.get_by_label("column", exact=True)).to_have_value("10")
         finally:
