@@ -13,6 +13,7 @@ import gradio as gr
 from qkvae_app import panels, views
 from qkvae_app.dataset_tab import DatasetTab
 from qkvae_app.explore_tab import MAX_UPLOAD, ExploreTab, open_gallery_image, open_table_row
+from qkvae_app.mcp_tools import Tools
 from qkvae_app.reconstruct_tab import ReconstructTab
 from qkvae_app.settings import Settings
 from qkvae_app.studio import Studio
@@ -74,5 +75,7 @@ def build_demo(settings: Settings) -> Demo:
                                        [reconstruct.image, tabs], api_visibility="undocumented")
         explore.explore_table.select(open_table_row, explore.explored, [reconstruct.image, tabs],
                                      api_visibility="undocumented")
+        # The typed API and MCP tools (qkvae_app.mcp_tools); the endpoints above stay callable, undocumented.
+        Tools(studio).wire(blocks)
     blocks.queue(default_concurrency_limit=2, max_size=64)
     return Demo(blocks, studio, reconstruct, tokens, dataset, explore)

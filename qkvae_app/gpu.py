@@ -22,6 +22,7 @@ import torch
 
 from analysis.ood import OODReference
 from analysis.report import ImageReport, analyze_image
+from analysis.stress import ImageStress, stress_image
 from qkvae.image import to_uint8
 from qkvae.model import QKVAE
 from qkvae.pipeline import reconstruct_set
@@ -61,6 +62,14 @@ def analyze(x: np.ndarray) -> ImageReport:
 
 
 @gpu(duration=10)
+def encode(x: np.ndarray) -> np.ndarray:
+    """One image (3, 96, 96) float32 in [-1, 1] -> its ids, int64 (48, 48)."""
+    model = _model()
+    ids = model.encode(torch.from_numpy(x)[None].to(model.device))
+    return ids.cpu().numpy().reshape(model.config.grid_size, model.config.grid_size)
+
+
+@gpu(duration=10)
 def decode(indices: np.ndarray) -> np.ndarray:
     """ids (N, 2304) or (N, 48, 48) -> uint8 images (N, 96, 96, 3)."""
     model = _model()
@@ -68,9 +77,21 @@ def decode(indices: np.ndarray) -> np.ndarray:
 
 
 @gpu(duration=60)
+def stress(rgb: np.ndarray, name: str) -> ImageStress:
+    """One uint8 (96, 96, 3) model input -> its stress suite (``analysis.stress``: about 150 encodes and decodes)."""
+    return stress_image(_model(), rgb, name)
+
+
+@gpu(duration=60)
 def reconstruct_images(images: FittedImages) -> SetReconstruction:
     """One chunk of a dataset pass: every image encoded and decoded, with its PSNR and SSIM."""
     return reconstruct_set(_model(), images)
+
+
+@gpu(duration=60)
+def reconstruct_with(model: QKVAE, images: FittedImages) -> SetReconstruction:
+    """``reconstruct_images`` with another model (the Compare tab's checkpoint B, passed, not held)."""
+    return reconstruct_set(model, images)
 
 
 def background_reconstruct() -> Callable[[FittedImages], SetReconstruction]:
