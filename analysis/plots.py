@@ -23,7 +23,8 @@ LUT_SIZE = 256
 TOKEN_CMAP, ERROR_CMAP, OOD_MAP_CMAP = "turbo", "magma", "RdBu_r"  # the OOD map diverges around 0
 ERROR_VMAX = 32.0  # mean absolute RGB error, 8-bit units, at the top of the error colour scale
 GAP = 2  # pixels between the tiles of the sample grid
-LABEL_HEIGHT = 14  # pixels of the PSNR label band under the sample grid
+LABEL_HEIGHT = 24  # pixels of the PSNR label band under the sample grid
+LABEL_FONT_SIZE = 18  # its text, in pixels: legible when the 16-image grid is shown at a page's width
 
 
 @lru_cache(maxsize=None)
@@ -75,7 +76,7 @@ def image_rows(rows, labels) -> np.ndarray:
     n, (h, w) = len(rows[0]), rows[0][0].shape[:2]
     height = len(rows) * (h + GAP) - GAP
     grid = Image.new("RGB", (n * w + (n - 1) * GAP, height + LABEL_HEIGHT), "white")
-    draw, font = ImageDraw.Draw(grid), ImageFont.load_default()
+    draw, font = ImageDraw.Draw(grid), ImageFont.load_default(LABEL_FONT_SIZE)
     for i, label in enumerate(labels):
         x = i * (w + GAP)
         for r, row in enumerate(rows):

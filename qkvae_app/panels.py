@@ -36,6 +36,7 @@ CSS = """
 .qk-table td, .qk-table th { padding: 0.15rem 0.5rem; text-align: right; border: none; border-bottom: 1px solid var(--border-color-primary); background: none; }
 .qk-table td:first-child, .qk-table th:first-child { text-align: left; }
 .qk-gallery img { image-rendering: pixelated; }
+.qk-gallery .grid-wrap { max-height: none !important; height: auto !important; overflow: visible !important; }
 """
 
 VERDICT_CLASS = {IN_DISTRIBUTION: "qk-ok", UNUSUAL: "qk-warn", OUT_OF_DISTRIBUTION: "qk-bad"}
@@ -157,10 +158,11 @@ def dataset_html(description: str, status, metrics=None, codebook=None, grid_not
     )
 
 
-def codebook_label(codebook: dict) -> str:
-    """Title of the per-image codebook chart: how many codes, how spread."""
+def codebook_label(codebook, bin_width: int) -> str:
+    """Title of the per-image codebook chart: how many codes, how spread, and what its axes are
+    (the chart's own x-axis title is cut off by the browser's plot at this height)."""
     return (f"Codebook usage: {codebook.codes_seen:,} of {codebook.counts.size:,} codes, "
-            f"perplexity {codebook.perplexity:,.0f}")
+            f"perplexity {codebook.perplexity:,.0f} (tokens per code id, in bins of {bin_width})")
 
 
 def sequence_text(seq: np.ndarray, vocab: dict) -> str:

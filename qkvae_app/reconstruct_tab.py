@@ -76,12 +76,12 @@ class ReconstructTab:
             with gr.Row():
                 self.ood_panel = gr.HTML()
                 self.rate_panel = gr.HTML()
-            bin_width = -(-config.codebook_size // views.CODEBOOK_BINS)
-            self.codebook_chart = gr.BarPlot(x="first id", y="tokens", label="Codebook usage", height=220,
-                                             x_title=f"code id (bins of {bin_width})", y_title="tokens",
+            self.codebook_chart = gr.BarPlot(x="first id", y="tokens", label="Codebook usage", height=260,
+                                             x_title=f"code id (bins of {views.bin_width(config.codebook_size)})",
+                                             y_title="tokens",
                                              x_lim=[0, config.codebook_size], x_axis_format="d")
             with gr.Row():
-                self.level_charts = [gr.BarPlot(x="level", y="share", label=f"FSQ dim {k}: {n} levels", height=200,
+                self.level_charts = [gr.BarPlot(x="level", y="share", label=f"FSQ dim {k}: share of tokens per level (0..{n - 1})", height=230,
                                                 y_title="share of tokens", y_lim=[0, 1], min_width=120)
                                      for k, n in enumerate(config.levels)]
         self.outputs = outputs = ReconstructView.components(self)

@@ -115,8 +115,8 @@ class TokensTab:
     def build(self, tokens: gr.State) -> "TokensTab":
         """Lay the tab out (inside ``gr.Tabs``) and wire its events; ``tokens`` is the shown grid's state."""
         config, self.tokens = self.studio.config, tokens
-        self.edited = gr.State()
         with gr.Tab("Tokens", id="tokens"):
+            self.edited = gr.State()  # inside the tab: a component directly under gr.Tabs shows as a tab
             gr.Markdown("The tokens of the last reconstruction, or of a token file you decode. Click a token "
                         "(or type its row and column), pick an FSQ dimension and move it a level to see what it "
                         "encodes. A click on a map of the Reconstruct tab opens its token here.")
@@ -144,7 +144,7 @@ class TokensTab:
                 with gr.Column():
                     self.token_files = gr.File(label="Token ids (.npy, .json)", file_count="multiple",
                                                interactive=False, height=130)
-                    upload = gr.File(label="Decode a token file (.npy or .json)", height=160,
+                    upload = gr.File(label="Decode a token file (.npy or .json)", height=200,
                                      elem_classes="qk-token-upload")
                 with gr.Column():
                     with gr.Row():

@@ -15,10 +15,15 @@ TOKEN_VIEW_SCALE = 10  # image pixels per token in the clickable grid; shown no 
 CHANGE_VMAX = 16.0  # 8-bit levels at the top of the colour scale of the token-edit change map
 
 
+def bin_width(codebook_size: int, bins: int = CODEBOOK_BINS) -> int:
+    """Code ids per bar of the codebook chart."""
+    return -(-codebook_size // bins)
+
+
 def codebook_frame(counts, bins: int = CODEBOOK_BINS) -> pd.DataFrame:
     """Tokens per bin of consecutive code ids: columns ``first id`` and ``tokens``."""
     counts = np.asarray(counts, dtype=np.float64)
-    width = -(-counts.size // bins)
+    width = bin_width(counts.size, bins)
     per_bin = np.add.reduceat(counts, np.arange(0, counts.size, width))
     return pd.DataFrame({"first id": np.arange(0, counts.size, width), "tokens": per_bin})
 

@@ -120,7 +120,7 @@ def test_the_grid_and_the_plots_are_written(evaluated):
     for name in PLOTS:
         assert (evaluated / f"{name}.png").stat().st_size > 1000, name
     grid = np.asarray(Image.open(evaluated / "sample_grid.png"))
-    assert grid.shape == (2 * 96 + 2 + 14, 4 * 96 + 3 * 2, 3)
+    assert grid.shape == (2 * 96 + plots.GAP + plots.LABEL_HEIGHT, 4 * 96 + 3 * plots.GAP, 3)
 
 
 @pytest.mark.parametrize("data", ["missing", "empty", "bad.bin", "broken"])

@@ -62,6 +62,8 @@ def test_sample_grid_puts_originals_over_reconstructions_with_labels():
     assert (grid[96 + plots.GAP:192 + plots.GAP, x:x + 96] == 250).all()  # its reconstruction under it
     label_band = grid[192 + plots.GAP:, x:x + 96]
     assert (label_band < 128).any() and (label_band == 255).any()  # dark text on white
+    rows = np.flatnonzero((label_band < 128).any(axis=(1, 2)))
+    assert rows.max() - rows.min() + 1 >= 12  # digits 12+ pixels tall: legible when the grid is shown smaller
 
 
 def test_figures_are_plain_figures():

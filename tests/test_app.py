@@ -88,6 +88,7 @@ def test_reconstruct_outputs(app, photo, model):
     assert low in view.ood_panel and high in view.ood_panel and "tested both ways" in view.ood_panel  # explained
     counts = np.bincount(grid.ravel(), minlength=app.studio.config.codebook_size)
     assert view.codebook_chart.value["data"] == views.codebook_frame(counts).values.tolist()
+    assert view.codebook_chart.label.endswith("(tokens per code id, in bins of 128)")  # the x axis, in words
     digits = fsq.indices_to_digits(grid.ravel(), app.studio.config.levels)
     for k, (frame, n) in enumerate(zip(view.level_charts, app.studio.config.levels, strict=True)):
         np.testing.assert_allclose(frame["share"], np.bincount(digits[:, k], minlength=n) / grid.size)

@@ -6,7 +6,11 @@ for the webcam); ``scripts/test.sh`` installs both, so they are skipped only on 
 without ``/usr/bin/chromium``.
 """
 
+import csv
+import io
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -59,10 +63,16 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(weights_dir, tmp_path_factory):
+def server_log(tmp_path_factory) -> Path:
+    """Where the server's output goes."""
+    return tmp_path_factory.mktemp("server") / "app.log"
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir, server_log):
     """The URL of ``python app.py`` serving the seeded test weights."""
-    workdir = tmp_path_factory.mktemp("server")
-    port, log = _free_port(), workdir / "app.log"
+    workdir = server_log.parent
+    port, log = _free_port(), server_log
     env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
            "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -144,9 +154,10 @@ def test_reconstruct_answers_while_an_explore_batch_runs(server, tmp_path):
     batch = Client(server, verbose=False, analytics_enabled=False, download_files=False)
     job = batch.submit([handle_file(archive)], "resize", "PSNR", api_name="/explore")
     deadline = time.monotonic() + 120
-    while job.status().code != Status.PROCESSING and time.monotonic() < deadline:
+    running = (Status.PROCESSING, Status.PROGRESS)  # PROGRESS: a progress update has arrived
+    while job.status().code not in running and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert job.status().code == Status.PROCESSING
+    assert job.status().code in running
     other = Client(server, verbose=False, analytics_enabled=False, download_files=False)
     assert other.predict(handle_file(CAT), "resize", api_name="/reconstruct")[3] > 0
     assert not job.done()  # answered while the batch was still running
@@ -219,6 +230,8 @@ def test_browser_dataset_tab_shows_the_sample_grid_when_opened_and_resorts_it(se
         try:
             page.get_by_role("tab", name="Dataset").click()  # no button: opening the tab evaluates
             expect(page.locator(".qk-card")).to_contain_text("80 images from", timeout=120_000)
+            expect(page.locator(".qk-card")).to_contain_text("The grid shows the 16 worst or best of all 80 images")
+            expect(page.locator("body")).not_to_contain_text("split test")  # a folder has no splits
             grid = page.locator(".framed").filter(has_text="16 images").locator("img")
             expect(grid).to_have_js_property("naturalWidth", 16 * 96 + 15 * GAP)
             worst_first = grid.get_attribute("src")
@@ -265,3 +278,157 @@ def test_browser_explore_tab_shows_table_and_gallery_and_opens_a_clicked_image(s
         finally:
             browser.close()
     assert (tmp_path / "explore.png").stat().st_size > 10_000
+
+
+def _zip_with(path: Path, members: dict) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_api_explore_reports_progress_as_it_runs(server, tmp_path):
+    """gr.Progress reaches the client: a progress update per chunk, not only Gradio's timer."""
+    archive = _zip_of_examples(tmp_path / "many.zip", copies=8)  # 72 images: two chunks of 64
+    job = Client(server, verbose=False, analytics_enabled=False, download_files=False).submit(
+        [handle_file(archive)], "resize", "PSNR", api_name="/explore")
+    heard = set()
+    while not job.done():
+        for unit in job.status().progress_data or []:
+            heard.add(unit.desc)
+        time.sleep(0.02)
+    assert len(job.result()[1]["data"]) == 72
+    assert any(desc and "of 72 images" in desc for desc in heard), heard  # one per chunk, as it runs
+
+
+def test_api_explore_skips_bad_archives_and_entries_and_processes_the_rest(client, tmp_path):
+    good = (EXAMPLES_DIR / "photo-cat.png").read_bytes()
+    nested = _zip_with(tmp_path / "nested.zip", {"inner.zip": b"PK", "ok.png": good})
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(b"PK\x03\x04 not a zip")
+    formula = _zip_with(tmp_path / "names.zip", {"=HYPERLINK(1).png": good, "img.png": good})
+    again = _zip_with(tmp_path / "photos.zip", {"img.png": good})
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hi")
+    summary, table, gallery, csv_file, json_file = client.predict(
+        [handle_file(p) for p in (nested, corrupt, formula, again, notes, CAT)], "resize", "PSNR", api_name="/explore")
+    names = [row[0] for row in table["data"]]
+    assert names == ["ok.png", "=HYPERLINK(1).png", "names.zip/img.png", "photos.zip/img.png", "photo-cat.png"]
+    skipped = {s["name"]: s["reason"] for s in json.loads(Path(json_file["value"]).read_text())["skipped"]}
+    assert skipped["nested.zip/inner.zip"].startswith("is a zip inside the zip")
+    assert skipped["corrupt.zip"].startswith("not a readable zip archive")
+    assert skipped["notes.txt"] == "not an image file or a .zip archive (by its name)"  # named, not "Invalid file type."
+    assert "<b>5</b> images reconstructed" in summary and "notes.txt" in summary
+    rows = list(csv.reader(Path(csv_file["value"]).read_text().splitlines()))
+    assert rows[2][0] == "'=HYPERLINK(1).png"  # a spreadsheet shows it as text, never runs it
+
+
+def test_api_explore_refuses_a_run_over_its_pixel_budget_from_the_headers(client, tmp_path):
+    with zipfile.ZipFile(tmp_path / "big.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        buffer = io.BytesIO()
+        Image.new("L", (6000, 6000)).save(buffer, format="png")  # 36 Mpixel, a few kB
+        for i in range(60):
+            z.writestr(f"big{i:02d}.png", buffer.getvalue())
+    with pytest.raises(AppError, match="2,160 megapixels to decode; the limit is 2,000 per run"):
+        client.predict([handle_file(tmp_path / "big.zip")], "resize", "PSNR", api_name="/explore")
+
+
+def test_api_one_message_for_every_image_over_the_pixel_limit(client, tmp_path):
+    for side in (7000, 10000, 14000):  # under and over Pillow's own 89 and 179 Mpixel limits
+        path = tmp_path / f"huge{side}.png"
+        Image.new("1", (side, side)).save(path)
+        with pytest.raises(AppError, match=f"huge{side}.png is {side * side / 1e6:,.1f} megapixels; the limit is 40"):
+            client.predict(handle_file(path), "resize", api_name="/reconstruct")
+
+
+def test_user_errors_are_logged_as_one_line_not_a_traceback(client, server_log, tmp_path):
+    text = tmp_path / "notes-for-the-log.png"
+    text.write_text("not an image")
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(text), "resize", api_name="/reconstruct")
+    log = server_log.read_text()
+    lines = [line for line in log.splitlines() if "notes-for-the-log.png" in line]
+    assert len(lines) == 1 and "Cannot read this image" in lines[0]
+    assert "Traceback" not in log
+
+
+def test_api_tokens_of_a_wrong_file_name_it(client, tmp_path):
+    wrong = tmp_path / "my-ids.txt"
+    wrong.write_text("1 2 3")
+    with pytest.raises(AppError, match="my-ids.txt: .*npy or .json"):
+        client.predict(handle_file(wrong), api_name="/decode_tokens")
+
+
+def _explore_page(p, server, files):
+    browser, page = _page(p, server)
+    page.get_by_role("tab", name="Explore").click()
+    page.locator(".block").filter(has_text="Images or .zip archives").locator("input[type=file]").set_input_files(files)
+    return browser, page
+
+
+@needs_chromium
+def test_browser_explore_shows_progress_then_clears_results_after_a_refused_run(server, tmp_path):
+    many = _zip_of_examples(tmp_path / "many.zip", copies=8)
+    too_many = _zip_with(tmp_path / "too-many.zip", {f"x{i:03d}.png": b"x" for i in range(501)})
+    with sync_playwright() as p:
+        browser, page = _explore_page(p, server, [many])
+        try:
+            expect(page.get_by_text("a run takes 72 images")).to_be_visible(timeout=60_000)
+            page.get_by_role("button", name="Reconstruct and score them").click()
+            expect(page.get_by_text(re.compile(r"\d+ of 72 images")).first
+                   ).to_be_visible(timeout=60_000)  # the progress bar's words, while it runs
+            page.screenshot(path=tmp_path / "progress.png")
+            expect(page.locator(".qk-card")).to_contain_text("72 images reconstructed", timeout=180_000)
+            expect(page.locator("#explore-gallery img")).to_have_count(12)
+
+            page.locator(".block").filter(has_text="Images or .zip archives").locator("input[type=file]"
+                                                                                      ).set_input_files([too_many])
+            expect(page.get_by_text("a run would be refused")).to_be_visible(timeout=60_000)
+            page.get_by_role("button", name="Reconstruct and score them").click()
+            expect(page.get_by_text("the limit is 500 per run").first).to_be_visible(timeout=60_000)
+            expect(page.locator("#explore-gallery img")).to_have_count(0)  # the last run's results are gone
+            expect(page.locator("#explore-table")).not_to_contain_text("copy0/")
+            expect(page.get_by_role("button", name="Download the table (.csv)")).to_be_disabled()
+            page.screenshot(path=tmp_path / "refused.png", full_page=True)
+        finally:
+            browser.close()
+
+
+@needs_chromium
+def test_browser_explore_gallery_captions_and_names(server, tmp_path):
+    archive = _zip_of_examples(tmp_path / "set.zip", copies=2)  # 18 images: the gallery shows 12
+    with sync_playwright() as p:
+        browser, page = _explore_page(p, server, [archive])
+        try:
+            page.get_by_role("button", name="Reconstruct and score them").click()
+            expect(page.locator(".qk-card")).to_contain_text("18 images reconstructed", timeout=180_000)
+            gallery = page.locator("#explore-gallery")
+            tiles = gallery.locator("img")
+            expect(tiles).to_have_count(12)
+            captions = gallery.locator(".caption-label")  # (this server has no OOD reference: ranked by PSNR)
+            expect(captions).to_have_count(12)
+            for i in range(12):  # the ranking value first, whatever the name's length
+                assert re.match(r"\d+\.\d\d dB · copy\d/", captions.nth(i).inner_text())
+            box = gallery.bounding_box()
+            scroller = gallery.evaluate("g => [...g.querySelectorAll('*')].some(e => e.scrollHeight > e.clientHeight + 2"
+                                        " && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))")
+            assert not scroller  # all 12 shown, no box to scroll inside
+            for i in range(12):
+                tile = tiles.nth(i).bounding_box()
+                assert box["y"] <= tile["y"] and tile["y"] + tile["height"] <= box["y"] + box["height"] + 1
+            page.screenshot(path=tmp_path / "gallery.png", full_page=True)
+            expect(page.get_by_text("Sort the table with a column's header menu")).to_be_visible()
+
+            name = captions.first.inner_text().split(" · ")[-1].split("/")[-1]
+            tiles.first.click()
+            expect(page.get_by_role("tab", name="Reconstruct")).to_have_attribute("aria-selected", "true")
+            expect(page.locator(".qk-opened")).to_contain_text(f"Showing {name}", timeout=120_000)
+            page.get_by_role("tab", name="Tokens").click()
+            stem = name.removesuffix(".png")
+            expect(page.get_by_role("cell", name=f"{stem}-tokens.npy")).to_be_visible(timeout=60_000)
+            upload = page.locator(".qk-token-upload")
+            label, icon = upload.locator("label").first.bounding_box(), upload.locator("svg:not(label svg)").first.bounding_box()
+            assert label["y"] + label["height"] <= icon["y"]  # the label does not cover the upload icon
+            page.screenshot(path=tmp_path / "tokens.png", full_page=True)
+        finally:
+            browser.close()

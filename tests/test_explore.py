@@ -15,7 +15,7 @@ from PIL import Image
 from analysis.reference import load_reference
 from analysis.report import image_summary
 from qkvae import SourceError
-from qkvae.image import ImageError, to_tensor
+from qkvae.image import to_tensor
 from qkvae.pipeline import reconstruct_set
 from qkvae.metrics import psnr, ssim
 from qkvae.sources import Skipped

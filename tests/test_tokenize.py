@@ -33,7 +33,7 @@ STL10_SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "data
 REPO = Path(__file__).resolve().parent.parent
 SHARD_SIZE = 4
 BAD = {"b_empty.png": "empty", "d_text.jpg": "not an image", "f_truncated.png": "corrupt or truncated",
-       "h_huge.png": "too large"}
+       "h_huge.png": "megapixels; the limit is 40"}
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
