@@ -1,13 +1,12 @@
-"""The app's typed tools (``qkvae_app.mcp_tools``), called directly, and the app as an MCP server: ``GRADIO_MCP_SERVER=True python app.py``, reached with the ``mcp``
-package's clients (streamable HTTP and SSE), and its API page, which lists the same five tools."""
+"""The app's typed tools (``qkvae_app.mcp_tools``), called directly, and the app as an MCP server:
+``GRADIO_MCP_SERVER=True python app.py``, reached with the ``mcp`` package's clients (streamable
+HTTP and SSE), and its API page, which lists the same five tools."""
 
 import asyncio
 import base64
 import io
 import json
-import os
-import subprocess
-import sys
+import urllib.request
 
 import gradio as gr
 import numpy as np
@@ -21,9 +20,9 @@ from PIL import Image
 from qkvae import load_image
 from qkvae.image import to_uint8
 from qkvae_app.mcp_tools import Tools
-from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT, Settings
+from qkvae_app.settings import EXAMPLES_DIR, Settings
 from qkvae_app.studio import Studio
-from tests.test_app_server import STL10_SAMPLES, _free_port, _wait_until_up
+from tests.test_app_server import STL10_SAMPLES, serving
 
 TOOLS = {"tokenize_image", "decode_ids", "reconstruct_image", "stress_image", "compare_image"}
 CAT = EXAMPLES_DIR / "photo-cat.png"
@@ -32,22 +31,9 @@ CAT = EXAMPLES_DIR / "photo-cat.png"
 @pytest.fixture(scope="module")
 def server(weights_dir, tmp_path_factory):
     """The URL of ``python app.py`` serving the seeded test weights, with its MCP server on."""
-    workdir = tmp_path_factory.mktemp("mcp-server")
-    port, log = _free_port(), workdir / "app.log"
-    env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
-           "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_MCP_SERVER": "True"}
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=workdir, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(url, process, log)
-        assert f"{url}gradio_api/mcp/" in log.read_text()  # the URL Gradio prints for MCP clients
+    log = tmp_path_factory.mktemp("mcp-server") / "app.log"
+    with serving(weights_dir, log, GRADIO_MCP_SERVER="True") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _session(transport):
@@ -65,6 +51,12 @@ def _data_uri(path) -> str:
 
 def _call(server, name: str, arguments: dict):
     return _session(streamable_http_client(f"{server}gradio_api/mcp/"))(lambda s: s.call_tool(name, arguments))
+
+
+def test_a_browser_at_the_mcp_url_gets_gradios_page_with_the_client_configurations(server):
+    with urllib.request.urlopen(f"{server}gradio_api/mcp/") as page:
+        html = page.read().decode()
+    assert "Gradio MCP Server" in html and f"{server}gradio_api/mcp/" in html and "mcp-remote" in html
 
 
 def test_an_mcp_client_lists_the_tools_with_their_schemas(server):

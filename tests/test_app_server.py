@@ -6,6 +6,7 @@ for the webcam); ``scripts/test.sh`` installs both, so they are skipped only on 
 without ``/usr/bin/chromium``.
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -68,16 +69,16 @@ def server_log(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("server") / "app.log"
 
 
-@pytest.fixture(scope="module")
-def server(weights_dir, server_log):
-    """The URL of ``python app.py`` serving the seeded test weights."""
-    workdir = server_log.parent
-    port, log = _free_port(), server_log
+@contextlib.contextmanager
+def serving(weights_dir, log: Path, **settings):
+    """The URL of ``python app.py`` serving ``weights_dir``, run in ``log``'s folder with its output
+    in ``log``, with more settings (``GRADIO_MCP_SERVER="True"``) as environment variables."""
+    port = _free_port()
     env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
            "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **settings}
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=workdir, env=env,
+        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=log.parent, env=env,
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -86,6 +87,13 @@ def server(weights_dir, server_log):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir, server_log):
+    """The URL of ``python app.py`` serving the seeded test weights."""
+    with serving(weights_dir, server_log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
