@@ -26,14 +26,14 @@ from gradio.data_classes import FileData
 from analysis.compare import SHIPPED_NAME, CompareError, checkpoint_name, compare_images
 from analysis.stress import ImageStress
 from qkvae import INPUT_ERRORS, load_qkvae
-from qkvae.image import fit_rgb, open_rgb, to_tensor
+from qkvae.image import RESIZE_MODES, fit_rgb, open_rgb, to_tensor
 from qkvae.stream import FittedImages
 from qkvae.tokens import validate_indices
 from qkvae_app import files, gpu
 from qkvae_app.errors import refuse
 from qkvae_app.studio import Studio
 
-Fit = Literal["resize", "center_crop", "pad"]  # qkvae.image.RESIZE_MODES
+Fit = Literal[RESIZE_MODES]  # "resize", "center_crop", "pad": an enum in the tools' schemas
 
 
 def _path_and_name(image: FileData | dict | str) -> tuple[str, str]:
