@@ -1,8 +1,8 @@
 """Codebook statistics over FSQ token ids: counts, usage, entropy, level histograms.
 
 An accumulator in the style of TiTok's evaluator (``reset()``, ``update(indices)``,
-``result()``). It keeps a float64 histogram of the ``prod(levels)`` ids (15,360 for QKVAE-1m) and the usage curve (codes
-seen against images seen); everything else is derived from the histogram in ``result()``.
+``result()``). It keeps a float64 histogram of the ``prod(levels)`` ids (15,360 for QKVAE-1m)
+and the usage curve (codes seen against images seen); everything else is derived from the histogram in ``result()``.
 Ids decompose into one integer level per FSQ dimension with ``qkvae.fsq.indices_to_digits``.
 """
 
@@ -10,18 +10,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from qkvae import fsq
+from qkvae.fsq import as_indices
 
 TOP_K = 10
-
-
-def as_indices(indices) -> np.ndarray:
-    """Any integer array, list or tensor of ids -> int64 numpy array of the same shape."""
-    if isinstance(indices, torch.Tensor):
-        indices = indices.detach().cpu().numpy()
-    return np.asarray(indices, dtype=np.int64)
 
 
 def code_counts(indices, codebook_size: int) -> np.ndarray:

@@ -36,12 +36,13 @@ from analysis import plots
 from analysis.metrics import ms_ssim, pixel_error
 from analysis.rate import bits_per_pixel, empirical_entropy_bits, nominal_bits
 from qkvae import INPUT_ERRORS, fsq
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.hub import is_hub_ref
 from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.pipeline import BATCH_SIZE, FittedImages, SetReconstruction, load_fitted, reconstruct_set
 from qkvae.sources import open_source
-from qkvae.weights import ASSETS, WEIGHTS_NAME, file_sha256, load_qkvae
+from qkvae.weights import ASSETS, WEIGHTS_NAME, load_qkvae, weights_fingerprint
 
 BOOTSTRAP_RESAMPLES = 9999
 WORST = 8  # images in the worst-regressions grid
@@ -247,7 +248,7 @@ def compare_checkpoints(spec_a: str, spec_b: str, data, split: str | None = None
         raise CompareError(f"A takes {model_a.config.image_size} px images and B {model_b.config.image_size} px: "
                          "they cannot be compared on the same inputs")
     fitted = load_fitted(open_source(data, split), model_a.config.image_size, limit=limit)
-    a, b = (Side(checkpoint_name(spec), file_sha256(model.weights_path), model, reconstruct_fitted(model, fitted, batch_size))
+    a, b = (Side(checkpoint_name(spec), weights_fingerprint(model)[1], model, reconstruct_fitted(model, fitted, batch_size))
             for spec, model in ((spec_a, model_a), (spec_b, model_b)))
     return CompareRun(compare_sets(fitted, a, b), fitted, a, b)
 
@@ -282,13 +283,15 @@ def worst_grid(run: CompareRun, k: int = WORST) -> np.ndarray:
 def write_outputs(run: CompareRun, data: str, out, worst: int = WORST) -> Path:
     comparison, out = run.comparison, Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(comparison.to_json(), indent=1) + "\n")
+    atomic_write(out / "compare.json", json.dumps(comparison.to_json(), indent=1) + "\n")
     for side, c in (("a", comparison.a), ("b", comparison.b)):
-        (out / f"compressai-{side}.json").write_text(json.dumps(compressai_results(c, data), indent=1) + "\n")
+        atomic_write(out / f"compressai-{side}.json", json.dumps(compressai_results(c, data), indent=1) + "\n")
     pairs = comparison.images
-    plots.psnr_scatter([p.psnr_a for p in pairs], [p.psnr_b for p in pairs], comparison.a.name,
-                       comparison.b.name).savefig(out / "psnr_scatter.png", dpi=100)
-    Image.fromarray(worst_grid(run, worst)).save(out / "worst.png")
+    with atomic_path(out / "psnr_scatter.png") as staging:
+        plots.psnr_scatter([p.psnr_a for p in pairs], [p.psnr_b for p in pairs], comparison.a.name,
+                           comparison.b.name).savefig(staging, format="png", dpi=100)
+    with atomic_path(out / "worst.png") as staging:
+        Image.fromarray(worst_grid(run, worst)).save(staging, format="png")
     return out
 
 

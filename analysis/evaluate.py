@@ -43,8 +43,8 @@ from analysis.rate import JPEG_QUALITIES, jpeg_curve
 from analysis.reference import REFERENCE_PATH, ReferenceFileError, load_reference
 from analysis.report import image_summary
 from analysis.stability import PrecisionAgreement, precision_agreement, token_agreement
-from qkvae import INPUT_ERRORS
 from qkvae.atomic import atomic_path, atomic_write
+from qkvae.cli import common_options, positive, run_cli
 from qkvae.hub import is_hub_ref
 from qkvae.image import to_tensor
 from qkvae.pipeline import BATCH_SIZE, load_fitted, reconstruct_set
@@ -336,12 +336,8 @@ def load_ood(choice: str, size: int) -> OODSet | None:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m analysis.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="image source: folder, .txt list, STL-10 *_X.bin or stl10_binary/, "
-                                                 "Parquet, or a Hub dataset hf://datasets/OWNER/NAME[@revision]")
-    p.add_argument("--split", default=None, help="the split of a Parquet or Hub dataset (e.g. test)")
-    p.add_argument("--weights", default=None,
-                   help="weights file or folder, or hf://OWNER/NAME[@revision] (default: the shipped weights)")
+    p = argparse.ArgumentParser(prog="python -m analysis.evaluate", description=__doc__.split("\n")[0],
+                                parents=[common_options()])
     p.add_argument("--out", default="runs/evaluate", help="output folder")
     p.add_argument("--reference", default=None,
                    help=f"OOD reference made with the weights (default: {REFERENCE_PATH.name} in assets/, if it matches)")
@@ -353,10 +349,8 @@ def setup_args(argv=None) -> argparse.Namespace:
                    help="re-encode every reconstruction to measure token stability (--no-stability: skip it)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="run the model here, or as Ray Data map_batches over chunks (see README)")
-    p.add_argument("--workers", type=int, default=1, help="Ray workers (--engine ray)")
+    p.add_argument("--workers", type=positive, default=1, help="Ray workers (--engine ray)")
     p.add_argument("--ray-address", default=None, help="a Ray cluster to join (--engine ray; default: a local Ray)")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)
 
 
@@ -403,18 +397,17 @@ def run(args) -> tuple[dict, Path]:
 def main(argv=None) -> int:
     args = setup_args(argv)
     start = time.perf_counter()
-    try:
-        results, out = run(args)
-    except (*INPUT_ERRORS, ReferenceFileError, EngineError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: report(*run(args), time.perf_counter() - start), ReferenceFileError, EngineError)
+
+
+def report(results: dict, out: Path, seconds: float) -> None:
+    """The line the CLI prints at the end."""
     agg = results["aggregate"]
     line = f"{agg['num_images']} images: PSNR {agg['psnr']['mean']:.2f} dB, SSIM {agg['ssim']['mean']:.4f}"
     if "detection" in agg.get("ood", {}):
         auroc_all = agg["ood"]["detection"]["all"]["auroc"]
         line += f", OOD AUROC {auroc_all['score']:.3f} (KL alone {auroc_all['kl']:.3f})"
-    print(f"{line}, {time.perf_counter() - start:.1f} s -> {out / 'results.json'}")
-    return 0
+    print(f"{line}, {seconds:.1f} s -> {out / 'results.json'}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ import numpy as np
 from PIL import Image
 from scipy.stats import rankdata, spearmanr
 
-from analysis.codebook import as_indices, code_counts
+from analysis.codebook import code_counts
+from qkvae.fsq import as_indices
 from analysis.prior import ContextPrior
 
 PNG_LEVEL = 1  # zlib level: the fastest; its ranking of images is what the score needs

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from analysis.codebook import as_indices
+from qkvae.fsq import as_indices
 from analysis.ood import MAP_VMAX, MAP_VMIN, auroc
 
 LUT_SIZE = 256

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.codebook import as_indices
-from qkvae.fsq import indices_to_digits
+from qkvae.fsq import as_indices, indices_to_digits, lower_digits
 
 STRENGTH = 8.0  # Dirichlet back-off pseudo-counts; the reference file stores the value it was fit with
 
@@ -52,13 +51,11 @@ def _contexts(indices, levels) -> list[tuple[np.ndarray, np.ndarray]]:
     ids = token_grids(indices)
     d = indices_to_digits(ids, levels)  # (N, S, S, D)
     out = []
-    prefix = 1
     for k, n in enumerate(levels):
         padded = np.pad(d[..., k], ((0, 0), (1, 0), (1, 0)), constant_values=n)  # outside = n
         left, up, up_left = padded[:, 1:, :-1], padded[:, :-1, 1:], padded[:, :-1, :-1]
         neighbours = (up_left * (n + 1) + up) * (n + 1) + left
-        out.append((neighbours * prefix + ids % prefix, d[..., k]))
-        prefix *= n
+        out.append((neighbours * math.prod(levels[:k]) + lower_digits(ids, k, levels), d[..., k]))
     return out
 
 

@@ -12,11 +12,13 @@ highest whose file fits the byte budget. Metrics follow ``qkvae.metrics``.
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from analysis.codebook import as_indices, code_counts, entropy_bits
+from analysis.codebook import code_counts, entropy_bits
+from qkvae.fsq import as_indices
 from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAEConfig
 
@@ -57,12 +59,42 @@ def jpeg(rgb: np.ndarray, quality: int) -> tuple[int, np.ndarray]:
     return len(data), decode_jpeg(data)
 
 
-def jpeg_at_bytes(rgb: np.ndarray, target_bytes: float) -> dict:
+@dataclass(frozen=True)
+class JpegMatch:
+    """JPEG at the highest quality whose file fits a byte budget, scored against the image."""
+
+    quality: int
+    bytes: int
+    bits_per_pixel: float
+    psnr: float
+    ssim: float
+    fits: bool  # False when even quality 1 is larger than the budget (quality 1 is reported)
+    rgb: np.ndarray  # uint8 (H, W, 3), the JPEG decoded (not in the JSON)
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in ("quality", "bytes", "bits_per_pixel", "psnr", "ssim", "fits")}
+
+
+@dataclass(frozen=True)
+class RateSummary:
+    """What one image's ids cost in bits, next to JPEG at the same size."""
+
+    nominal_bits: float  # fixed-width ids
+    bits_per_pixel: float  # of the nominal bits
+    own_entropy_bits: float  # an ideal coder with the image's own histogram
+    jpeg_equal_bytes: JpegMatch  # JPEG at the nominal size
+    reference_bits: float | None = None  # an ideal coder with the OOD reference's frequencies
+
+    def to_json(self) -> dict:
+        out = {"nominal_bits": self.nominal_bits, "bits_per_pixel": self.bits_per_pixel,
+               "own_entropy_bits": self.own_entropy_bits, "jpeg_equal_bytes": self.jpeg_equal_bytes.to_json()}
+        return out if self.reference_bits is None else {**out, "reference_bits": self.reference_bits}
+
+
+def jpeg_at_bytes(rgb: np.ndarray, target_bytes: float) -> JpegMatch:
     """JPEG at the highest quality (1..100) whose file fits ``target_bytes``, scored against ``rgb``.
 
-    Binary search on quality (7 encodes, 1 decode; file size grows with quality). Returns
-    ``quality``, ``bytes``, ``bits_per_pixel``, ``psnr``, ``ssim``, the decoded ``rgb``, and
-    ``fits`` (False when even quality 1 is larger than the budget; then quality 1 is reported).
+    Binary search on quality (7 encodes, 1 decode; file size grows with quality).
     """
     lo, hi, best = 1, 100, None
     while lo <= hi:
@@ -74,15 +106,8 @@ def jpeg_at_bytes(rgb: np.ndarray, target_bytes: float) -> dict:
             hi = q - 1
     quality, data = best or (1, jpeg_bytes(rgb, 1))
     decoded = decode_jpeg(data)
-    return {
-        "quality": quality,
-        "bytes": len(data),
-        "bits_per_pixel": bits_per_pixel(8 * len(data), rgb),
-        "psnr": psnr(rgb, decoded),
-        "ssim": ssim(rgb, decoded),
-        "fits": best is not None,
-        "rgb": decoded,
-    }
+    return JpegMatch(quality, len(data), bits_per_pixel(8 * len(data), rgb), psnr(rgb, decoded), ssim(rgb, decoded),
+                     best is not None, decoded)
 
 
 def jpeg_curve(rgb: np.ndarray, qualities=JPEG_QUALITIES) -> list[tuple[float, float, float]]:

@@ -1,6 +1,6 @@
 """The OOD reference file: fit the context prior and calibrate the score on photos, save, load.
 
-    python -m analysis.reference [--data ../shared/data/train] [--calibration ../shared/data/val]
+    python -m analysis.reference --data ../shared/data/train --calibration ../shared/data/val
         [--calibration-prefix imagenet_] [--out assets/ood_reference.npz] [--weights W]
 
 Every image is encoded with the weights. A deterministic ``HOLDOUT_FRACTION`` of ``--data``
@@ -24,7 +24,7 @@ import numpy as np
 
 from analysis.ood import MIN_CALIBRATION, Calibration, OODReference, fit_line, image_features, local_bits, unigram_probabilities
 from analysis.prior import STRENGTH, ContextPrior, batch_grids, fit_counts
-from qkvae import INPUT_ERRORS
+from qkvae.cli import common_options, run_cli
 from qkvae.atomic import atomic_path
 from qkvae.data import RandomCropSampler
 from qkvae.image import fit_rgb
@@ -33,7 +33,7 @@ from qkvae.sources import SourceError, open_source, read_all
 from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
 
 REFERENCE_PATH = ASSETS / "ood_reference.npz"
-REGENERATE = "python -m analysis.reference"
+REGENERATE = "python -m analysis.reference --data TRAIN --calibration VAL"
 FORMAT = 2  # version of the file's layout; 1 was the unigram counts file (reference_counts.npz)
 HOLDOUT_FRACTION = 0.15
 # STL-10 is made of ImageNet photos, so ImageNet photos define "in distribution": calibrated on
@@ -179,32 +179,28 @@ def load_reference(path=None, weights_sha256: str | None = None) -> OODReference
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m analysis.reference", description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data/train", help="training photos (a folder or STL-10 .bin)")
-    p.add_argument("--calibration", default="../shared/data/val",
+    p = argparse.ArgumentParser(prog="python -m analysis.reference", description=__doc__.split("\n")[0],
+                                parents=[common_options(split=False, data_help="training photos (any image source)")])
+    p.add_argument("--calibration", required=True,
                    help="more in-distribution photos for the calibration, none of them in --data")
     p.add_argument("--calibration-prefix", default=CALIBRATION_PREFIX,
                    help='only photos whose file names start with this calibrate ("" for all)')
     p.add_argument("--out", default=str(REFERENCE_PATH), help="output .npz (default: the shipped file)")
-    p.add_argument("--weights", default=None, help="weights file or folder, or hf://OWNER/NAME[@revision] (default: the shipped weights)")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = setup_args(argv)
-    try:
-        model = load_qkvae(args.weights, device=args.device)
-        reference = build_reference(model, args.data, args.calibration, args.calibration_prefix, args.batch_size)
-        out = save_reference(reference, args.out)
-    except (*INPUT_ERRORS, ReferenceFileError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: build(args), ReferenceFileError)
+
+
+def build(args) -> None:
+    model = load_qkvae(args.weights, device=args.device)
+    reference = build_reference(model, args.data, args.calibration, args.calibration_prefix, args.batch_size)
+    out = save_reference(reference, args.out)
     unusual, outside = reference.calibration.thresholds
     print(f"prior fit on {reference.num_images} images, calibrated on {len(reference.calibration.values)} photos, "
           f"thresholds {unusual:.2f}/{outside:.2f} -> {out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import torch
 
 from analysis.codebook import CodebookStats, CodebookSummary
 from analysis.metrics import pixel_error, token_error
-from analysis.rate import bits_per_pixel, empirical_entropy_bits, jpeg_at_bytes, nominal_bits
+from analysis.rate import RateSummary, bits_per_pixel, empirical_entropy_bits, jpeg_at_bytes, nominal_bits
 from analysis.ood import OODReference, OODScore
 from analysis.stability import precision_agreement, reencode_stability
 from qkvae.image import to_uint8
@@ -32,13 +32,12 @@ class ImageSummary:
 
     psnr: float
     ssim: float
-    rate: dict  # nominal_bits, bits_per_pixel, own_entropy_bits, jpeg_equal_bytes[, reference_bits]
+    rate: RateSummary
     ood_score: OODScore | None  # None without a reference
     ood_map: np.ndarray | None  # (48, 48) bits (``OODReference.token_map``; not in the JSON); None without one
-    jpeg_rgb: np.ndarray  # uint8 (H, W, 3), JPEG at the same bytes, decoded (not in the JSON)
 
     def to_json(self) -> dict:
-        out = {"psnr": self.psnr, "ssim": self.ssim, "rate": self.rate}
+        out = {"psnr": self.psnr, "ssim": self.ssim, "rate": self.rate.to_json()}
         return out if self.ood_score is None else {**out, "ood_score": self.ood_score.to_json()}
 
 
@@ -65,18 +64,13 @@ def image_summary(image: ReconstructedImage, reference: OODReference | None = No
     OOD score and map and the bits of the ids coded with the reference's token frequencies."""
     original, indices = image.original, image.indices
     nominal = nominal_bits(config)
-    jpeg = jpeg_at_bytes(original, nominal / 8)
-    rate = {
-        "nominal_bits": nominal,
-        "bits_per_pixel": bits_per_pixel(nominal, original),
-        "own_entropy_bits": empirical_entropy_bits(indices),
-        "jpeg_equal_bytes": {k: v for k, v in jpeg.items() if k != "rgb"},
-    }
-    score = ood_map = None
+    score = ood_map = reference_bits = None
     if reference is not None:
-        rate["reference_bits"] = empirical_entropy_bits(indices, reference.probs)
+        reference_bits = empirical_entropy_bits(indices, reference.probs)
         score, ood_map = reference.score_and_map(original, indices)
-    return ImageSummary(image.psnr, image.ssim, rate, score, ood_map, jpeg["rgb"])
+    rate = RateSummary(nominal, bits_per_pixel(nominal, original), empirical_entropy_bits(indices),
+                       jpeg_at_bytes(original, nominal / 8), reference_bits)
+    return ImageSummary(image.psnr, image.ssim, rate, score, ood_map)
 
 
 def analyze_image(model, x: torch.Tensor, reference: OODReference | None,

@@ -20,7 +20,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from qkvae import INPUT_ERRORS
+from qkvae.cli import common_options, run_cli
+from qkvae.sources import open_source
 from qkvae.atomic import atomic_write
 from qkvae.metrics import SSIM_SIGMA, psnr, ssim
 from qkvae.pipeline import reconstruct_set
@@ -83,26 +84,24 @@ def format_report(result: dict) -> str:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m analysis.ssim_conventions", description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data/stl10-samples", help="image source: folder, .txt list, STL-10 *_X.bin, Parquet")
-    p.add_argument("--weights", default=None, help="weights file or folder, or hf://OWNER/NAME[@revision] (default: the shipped weights)")
+    p = argparse.ArgumentParser(prog="python -m analysis.ssim_conventions", description=__doc__.split("\n")[0],
+                                parents=[common_options()])
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = setup_args(argv)
-    try:
-        model = load_qkvae(args.weights)
-        images = reconstruct_set(model, args.data)
-    except INPUT_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: compare(args))
+
+
+def compare(args) -> None:
+    model = load_qkvae(args.weights, device=args.device)
+    images = reconstruct_set(model, open_source(args.data, args.split), args.batch_size)
     result = report(images.originals, images.reconstructions)
     print(f"{len(images.names)} images from {args.data}\n{format_report(result)}")
     if args.json:
         atomic_write(args.json, json.dumps(result, indent=2) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

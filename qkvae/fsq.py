@@ -61,6 +61,11 @@ def unquantized(z: Tensor, levels) -> Tensor:
     with torch.autocast(device_type=z.device.type, enabled=False):
         half_width = (_levels_tensor(levels, z.device) // 2).to(torch.float32)
         return bound(z, levels) / half_width
+def as_indices(indices) -> np.ndarray:
+    """Any integer array, list or tensor of ids -> int64 numpy array of the same shape."""
+    if isinstance(indices, Tensor):
+        indices = indices.detach().cpu().numpy()
+    return np.asarray(indices, dtype=np.int64)
 
 
 def indices_to_digits(indices, levels):
@@ -79,6 +84,18 @@ def digits_to_indices(digits, levels):
     t = digits if isinstance(digits, Tensor) else torch.as_tensor(np.asarray(digits, dtype=np.int64))
     indices = (t.to(torch.int64) * basis(levels, t.device)).sum(dim=-1)
     return indices if isinstance(digits, Tensor) else indices.numpy()
+
+
+def with_digit(index: int, dim: int, level: int, levels) -> int:
+    """The id ``index`` with its digit ``dim`` set to ``level``."""
+    digits = indices_to_digits(as_indices(index), levels)
+    digits[..., dim] = level
+    return int(digits_to_indices(digits, levels))
+
+
+def lower_digits(indices, k: int, levels) -> np.ndarray:
+    """The number formed by digits 0..k-1 of each id (int64, same shape): ids mod prod(levels[:k])."""
+    return as_indices(indices) % int(np.prod(levels[:k], dtype=np.int64))
 
 
 def codes_to_indices(codes: Tensor, levels) -> Tensor:

@@ -15,20 +15,21 @@ from pathlib import Path
 
 import torch
 
-from qkvae.image import RESIZE_MODES, ImageError, load_image, save_png
+from qkvae.cli import common_options, run_cli
+from qkvae.image import RESIZE_MODES, load_image, save_png
 from qkvae.pipeline import reconstruct, reconstruction_psnr
-from qkvae.tokens import TOKEN_SUFFIXES, TokenError, load_tokens, save_tokens
-from qkvae.weights import WeightsError, load_qkvae
+from qkvae.tokens import TOKEN_SUFFIXES, load_tokens, save_tokens
+from qkvae.weights import load_qkvae
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m qkvae.inference", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m qkvae.inference", description=__doc__.split("\n")[0],
+                                parents=[common_options(data=False, split=False, batch_size=None, weights=False)])
     p.add_argument("paths", nargs="+", metavar="IMAGE [WEIGHTS] OUT",
                    help="input image (omitted with --decode), optional weights, output PNG")
     p.add_argument("--tokens", metavar="FILE", help="also write the ids (.npy or .json)")
     p.add_argument("--decode", metavar="FILE", help="decode ids from a .npy or .json file, or SHARD.parquet:ROW")
     p.add_argument("--mode", choices=RESIZE_MODES, default="resize", help="how to fit the image to the model's square")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     args = p.parse_args(argv)
     needed = (1, 2) if args.decode else (2, 3)
     if len(args.paths) not in needed:
@@ -60,12 +61,7 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv=None) -> int:
     args = setup_args(argv)
-    try:
-        print(run(args))
-    except (ImageError, TokenError, WeightsError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: print(run(args)))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def export_lm(folder, base_vocab_size: int, out, batch_size: int = 4096) -> Expo
     metadata = read_metadata(files[0]) if files else {}
     config = QKVAEConfig.from_dict(json.loads(metadata["config"])) if "config" in metadata else QKVAEConfig()
     vocab = lm_vocab(base_vocab_size, config)
-    dtype = np.dtype(np.uint16 if vocab["vocab_size"] <= UINT16_LIMIT else np.uint32)
+    dtype = np.dtype(np.uint16 if vocab.vocab_size <= UINT16_LIMIT else np.uint32)
     out = Path(out)
     images = tokens = max_id = 0
     with atomic_path(out) as staging, open(staging, "wb") as f:
@@ -75,9 +75,9 @@ def export_lm(folder, base_vocab_size: int, out, batch_size: int = 4096) -> Expo
     atomic_write(sidecar, json.dumps({
         "dtype": dtype.name, "images": images, "tokens": tokens,
         "sequence_length": 2 + config.grid_size * (config.grid_size + 1), "max_id": max_id,
-        "base_vocab_size": base_vocab_size, "vocab_size": vocab["vocab_size"], "code_offset": vocab["code_offset"],
+        "base_vocab_size": base_vocab_size, "vocab_size": vocab.vocab_size, "code_offset": vocab.code_offset,
         "codebook_size": config.codebook_size,
-        "special_tokens": {k: v for k, v in vocab.items() if k.startswith("<")},
+        "special_tokens": vocab.special_tokens(),
         "layout": "per image: <img_start>, then each grid row's ids + code_offset followed by <img_newrow>, "
                   "then <img_end>; images in shard order",
         "shards": str(folder), "shard_metadata": metadata,

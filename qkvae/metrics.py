@@ -10,7 +10,6 @@ core needs no scikit-image, and shared with the differentiable SSIM of ``qkvae.l
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 PSNR_CAP = 100.0  # dB reported for identical images

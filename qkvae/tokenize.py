@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from qkvae import INPUT_ERRORS
+from qkvae.cli import common_options, positive, run_cli
 from qkvae.image import RESIZE_MODES
 from qkvae.lm_export import ExportError, export_lm
 from qkvae.shards import (METRIC_COLUMNS, Manifest, RunSettings, ShardError, prepare_folder, schema,
@@ -213,13 +213,6 @@ def tokenize(o: TokenizeOptions, ood_scorer: OodScorerFactory | None = None) -> 
                            time.perf_counter() - started)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -229,17 +222,14 @@ def _count(text: str) -> int:
 
 def setup_args(argv=None) -> TokenizeOptions:
     p = argparse.ArgumentParser(prog="python -m qkvae.tokenize", description=__doc__.split("\n")[0],
-                                epilog="python -m qkvae.tokenize export --help: the LM export")
+                                epilog="python -m qkvae.tokenize export --help: the LM export",
+                                parents=[common_options(data=False, batch_size=BATCH_SIZE)])
     p.add_argument("input", metavar="INPUT", help="image folder, .txt list, STL-10 *_X.bin, or Parquet file(s)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the shards")
-    p.add_argument("--weights", help="weights file or folder (default: the shipped weights)")
-    p.add_argument("--split", help="the split of a Parquet dataset (e.g. train)")
     p.add_argument("--mode", choices=RESIZE_MODES, default="resize", help="how images are fit to 96x96")
-    p.add_argument("--batch-size", type=_positive, default=BATCH_SIZE)
-    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (exact, the default) or bf16 autocast (changes about 2.7%% of ids)")
-    p.add_argument("--shard-size", type=_positive, default=SHARD_SIZE, help="inputs per shard")
+    p.add_argument("--shard-size", type=positive, default=SHARD_SIZE, help="inputs per shard")
     p.add_argument("--workers", type=_count, default=DEFAULT_WORKERS,
                    help="decoding processes (0: decode in this process; default: a quarter of the cores, up to 8, "
                         f"here {DEFAULT_WORKERS}); with --engine ray, the number of Ray workers (at least 1)")
@@ -268,7 +258,7 @@ def setup_export_args(argv) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-CLI_ERRORS = (*INPUT_ERRORS, ShardError, ExportError, EngineError)
+CLI_ERRORS = (ShardError, ExportError, EngineError)
 
 
 def main(argv=None, ood_scorer: OodScorerFactory | None = None) -> int:
@@ -276,12 +266,9 @@ def main(argv=None, ood_scorer: OodScorerFactory | None = None) -> int:
     try:
         if argv[:1] == ["export"]:
             a = setup_export_args(argv[1:])
-            print(export_lm(a.dir, a.base_vocab_size, a.out).line())
-        else:
-            print(tokenize(setup_args(argv), ood_scorer).line())
-    except CLI_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            return run_cli(lambda: print(export_lm(a.dir, a.base_vocab_size, a.out).line()), *CLI_ERRORS)
+        options = setup_args(argv)
+        return run_cli(lambda: print(tokenize(options, ood_scorer).line()), *CLI_ERRORS)
     except KeyboardInterrupt:
         print("interrupted: finished shards are kept; continue with --resume", file=sys.stderr)
         return 130

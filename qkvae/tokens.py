@@ -87,17 +87,34 @@ def load_tokens(path, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
                          f"list of ids ({e})") from None
 
 
-def lm_vocab(base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> dict[str, int]:
+@dataclass(frozen=True)
+class LMVocab:
+    """Where the image tokens go in a language model's vocabulary (``lm_vocab``)."""
+
+    code_offset: int  # code i is id code_offset + i
+    img_start: int
+    img_end: int
+    img_newrow: int
+    vocab_size: int  # the base vocabulary, the codes and the three special tokens
+
+    def special_tokens(self) -> dict[str, int]:
+        """The special tokens by name (``<img_start>``, ``<img_end>``, ``<img_newrow>``)."""
+        return {name: getattr(self, name.strip("<>")) for name in SPECIAL_TOKENS}
+
+    def to_json(self) -> dict[str, int]:
+        """``code_offset``, the special tokens by name, ``vocab_size``: the layout the files carry."""
+        return {"code_offset": self.code_offset, **self.special_tokens(), "vocab_size": self.vocab_size}
+
+
+def lm_vocab(base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> LMVocab:
     """Where the image tokens go when appended to a vocabulary of ``base_vocab_size`` entries.
 
     Code ``i`` becomes ``base_vocab_size + i``; the three special tokens follow the codes.
     """
     if base_vocab_size < 0:
         raise ValueError("the base vocabulary size cannot be negative")
-    first_special = base_vocab_size + config.codebook_size
-    return {"code_offset": base_vocab_size,
-            **{name: first_special + k for k, name in enumerate(SPECIAL_TOKENS)},
-            "vocab_size": first_special + len(SPECIAL_TOKENS)}
+    first = base_vocab_size + config.codebook_size
+    return LMVocab(base_vocab_size, first, first + 1, first + 2, first + len(SPECIAL_TOKENS))
 
 
 def lm_sequence(indices, base_vocab_size: int, config: QKVAEConfig = QKVAEConfig()) -> np.ndarray:
@@ -111,9 +128,9 @@ def lm_sequences(ids: np.ndarray, base_vocab_size: int, config: QKVAEConfig = QK
     g = config.grid_size
     grid = np.asarray(ids, dtype=np.int64).reshape(len(ids), g, g)
     v = lm_vocab(base_vocab_size, config)
-    rows = np.concatenate([grid + v["code_offset"], np.full((len(grid), g, 1), v["<img_newrow>"])], axis=2)
-    return np.concatenate([np.full((len(grid), 1), v["<img_start>"]), rows.reshape(len(grid), -1),
-                           np.full((len(grid), 1), v["<img_end>"])], axis=1)
+    rows = np.concatenate([grid + v.code_offset, np.full((len(grid), g, 1), v.img_newrow)], axis=2)
+    return np.concatenate([np.full((len(grid), 1), v.img_start), rows.reshape(len(grid), -1),
+                           np.full((len(grid), 1), v.img_end)], axis=1)
 
 
 @dataclass(frozen=True)

@@ -30,30 +30,35 @@ import torch
 from tqdm import tqdm
 
 from qkvae.atomic import atomic_path, atomic_write
+from qkvae.cli import common_options, run_cli
 from qkvae.data import RandomCropSampler, load_images, source_weights
 from qkvae.image import to_tensor
 from qkvae.loss import reconstruction_loss
 from qkvae.model import MEMORY_FORMAT, QKVAE, QKVAEConfig
 from qkvae.pipeline import reconstruct_set
-from qkvae.sources import SourceError
-from qkvae.weights import WeightsError, default_device, load_qkvae, save_qkvae
+from qkvae.weights import default_device, load_qkvae, save_qkvae
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
 LOG_EVERY = 50
 
 
+class RecipeError(ValueError):
+    """A run that cannot go on as asked: a bad --config, or a checkpoint of another recipe."""
+
+
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m qkvae.train", description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="../shared/data/train", help="image source: folder, .txt list, STL-10 train_X.bin, Parquet")
-    p.add_argument("--eval", nargs="*", default=["../shared/data/stl10-samples", "../shared/data/val"],
-                   help="image sources to report PSNR/SSIM on at the end")
+    p = argparse.ArgumentParser(prog="python -m qkvae.train", description=__doc__.split("\n")[0],
+                                parents=[common_options(split=False, weights=False,
+                                                        data_help="training images: folder, .txt list, STL-10 "
+                                                                  "train_X.bin, Parquet")])
+    p.add_argument("--eval", nargs="*", default=[],
+                   help="image sources to report PSNR/SSIM on at the end (the card's: ../shared/data/stl10-samples "
+                        "../shared/data/val)")
     p.add_argument("--out", default="runs/qkvae-1m", help="folder for checkpoint, log and weights")
     p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4, help="OneCycle peak learning rate")
     p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default=None,
                    help="autocast dtype (default: bf16 where the device has bf16 units, else fp32)")
     p.add_argument("--seed", type=int, default=0)
@@ -100,18 +105,14 @@ def train_config(args) -> QKVAEConfig:
     try:
         return QKVAEConfig.from_dict({**QKVAEConfig().to_dict(), **json.loads(Path(args.config).read_text())})
     except (OSError, ValueError, TypeError) as e:
-        sys.exit(f"error: --config {args.config}: {e}")
+        raise RecipeError(f"--config {args.config}: {e}") from None
 
 
 def initial_model(init, config: QKVAEConfig, device: torch.device) -> QKVAE:
-    """A random-init model of ``config``, or the weights at ``init``; exits with a one-line error
-    for bad weights."""
+    """A random-init model of ``config``, or the weights at ``init``."""
     if init is None:
         return QKVAE(config).to(device, memory_format=MEMORY_FORMAT)
-    try:
-        return load_qkvae(init, device)
-    except WeightsError as e:
-        sys.exit(f"error: {e}")
+    return load_qkvae(init, device)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -140,7 +141,7 @@ def save_checkpoint(path: Path, step: int, model, opt, sched, sampler, args) -> 
 def load_checkpoint(path: Path, model, opt, sched, sampler, args) -> int:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state["recipe"] != recipe(args):
-        sys.exit(f"error: {path} was written by a run with {state['recipe']}, not {recipe(args)}")
+        raise RecipeError(f"{path} was written by a run with {state['recipe']}, not {recipe(args)}")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
@@ -165,10 +166,14 @@ def eval_record(model: QKVAE, source) -> dict:
             "psnr": float(result.psnr.mean()), "ssim": float(result.ssim.mean())}
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = setup_args(argv)
+    return run_cli(lambda: train(args), RecipeError)
+
+
+def train(args) -> None:
     if args.init is not None and args.config is not None:
-        sys.exit("error: --config sets up a fresh model; the weights of --init bring their own config")
+        raise RecipeError("--config sets up a fresh model; the weights of --init bring their own config")
     device = torch.device(args.device) if args.device else default_device()
     args.precision = args.precision or ("bf16" if native_bf16(device) else "fp32")
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
@@ -176,10 +181,7 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(args.seed)
-    try:
-        names, images = load_images(args.data)
-    except SourceError as e:
-        sys.exit(f"error: {e}")
+    names, images = load_images(args.data)
     model = initial_model(args.init, train_config(args), device)
     sampler = RandomCropSampler(images, size=model.config.image_size, weights=source_weights(names), seed=args.seed)
     opt, sched = build_optimizer(model, args.steps, args.lr)
@@ -223,4 +225,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

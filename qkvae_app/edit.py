@@ -27,5 +27,5 @@ def nudge_token(grid: np.ndarray, row: int, col: int, dim: int, step: int, level
             f"it has levels 0..{levels[dim] - 1}"
         )
     out = grid.copy()
-    out[row, col] += step * int(fsq.basis(levels)[dim])
+    out[row, col] = fsq.with_digit(grid[row, col], dim, level, levels)
     return out

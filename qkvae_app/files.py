@@ -110,7 +110,7 @@ def lm_file(grid: np.ndarray, base_vocab_size: int, stem: str) -> tuple[np.ndarr
     """The LM sequence and a JSON file holding it with its vocabulary layout (special-token ids)."""
     seq = lm_sequence(grid, base_vocab_size)
     path = _grid_folder(grid) / f"{stem}-lm-{base_vocab_size}.json"
-    atomic_write(path, json.dumps({**lm_vocab(base_vocab_size), "ids": seq.tolist()}) + "\n")
+    atomic_write(path, json.dumps({**lm_vocab(base_vocab_size).to_json(), "ids": seq.tolist()}) + "\n")
     return seq, str(path)
 
 

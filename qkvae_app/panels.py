@@ -11,6 +11,7 @@ import numpy as np
 from analysis.ood import (IN_DISTRIBUTION, MAP_VMAX, MAP_VMIN, OUT_OF_DISTRIBUTION, TESTS, UNUSUAL, OODReference,
                           OODScore)
 from qkvae import fsq
+from qkvae.tokens import LMVocab
 
 CSS = """
 .framed .image-container, .framed .image-container > button, .framed .image-frame { width: 100%; height: 100%; }
@@ -99,20 +100,20 @@ def ood_html(score: OODScore | None, thresholds: tuple[float, float]) -> str:
 def rate_html(report) -> str:
     """Bits per image: fixed-width ids, entropy bounds, and JPEG at the same number of bytes."""
     rate, pixels = report.summary.rate, report.original.shape[0] * report.original.shape[1]
-    rows = [("QKVAE ids, fixed width", rate["nominal_bits"]),
-            ("entropy, this image's histogram", rate["own_entropy_bits"])]
-    if "reference_bits" in rate:
-        rows.append(("entropy, STL-10 reference", rate["reference_bits"]))
+    rows = [("QKVAE ids, fixed width", rate.nominal_bits),
+            ("entropy, this image's histogram", rate.own_entropy_bits)]
+    if rate.reference_bits is not None:
+        rows.append(("entropy, STL-10 reference", rate.reference_bits))
     body = "".join(f"<tr><td>{name}</td><td>{bits:,.0f}</td><td>{bits / 8:,.0f}</td><td>{bits / pixels:.2f}</td></tr>"
                    for name, bits in rows)
-    jpeg = rate["jpeg_equal_bytes"]
-    fits = "" if jpeg["fits"] else " (even quality 1 is larger)"
+    jpeg = rate.jpeg_equal_bytes
+    fits = "" if jpeg.fits else " (even quality 1 is larger)"
     return (
         '<div class="qk-card"><h4>Rate</h4><table class="qk-table">'
         f"<tr><th></th><th>bits</th><th>bytes</th><th>bits/px</th></tr>{body}"
-        f'<tr><td>JPEG q{jpeg["quality"]}{fits}</td><td>{8 * jpeg["bytes"]:,}</td><td>{jpeg["bytes"]:,}</td>'
-        f'<td>{jpeg["bits_per_pixel"]:.2f}</td></tr></table>'
-        f'<p class="qk-note">At equal bytes JPEG reaches {jpeg["psnr"]:.2f} dB / SSIM {jpeg["ssim"]:.3f}; '
+        f'<tr><td>JPEG q{jpeg.quality}{fits}</td><td>{8 * jpeg.bytes:,}</td><td>{jpeg.bytes:,}</td>'
+        f'<td>{jpeg.bits_per_pixel:.2f}</td></tr></table>'
+        f'<p class="qk-note">At equal bytes JPEG reaches {jpeg.psnr:.2f} dB / SSIM {jpeg.ssim:.3f}; '
         f'QKVAE {report.summary.psnr:.2f} dB / SSIM {report.summary.ssim:.3f}.</p></div>'
     )
 
@@ -165,11 +166,11 @@ def codebook_label(codebook, bin_width: int) -> str:
             f"perplexity {codebook.perplexity:,.0f} (tokens per code id, in bins of {bin_width})")
 
 
-def sequence_text(seq: np.ndarray, vocab: dict) -> str:
+def sequence_text(seq: np.ndarray, vocab: LMVocab) -> str:
     """An LM sequence as text: a header naming the special ids, then one line per grid row."""
-    newrow = vocab["<img_newrow>"]
+    newrow = vocab.img_newrow
     rows = np.split(seq[1:-1], np.flatnonzero(seq[1:-1] == newrow) + 1)
-    header = (f"# {len(seq):,} ids; code i -> {vocab['code_offset']} + i; <img_start>={vocab['<img_start>']} "
-              f"<img_newrow>={newrow} <img_end>={vocab['<img_end>']}; vocabulary size {vocab['vocab_size']:,}")
+    header = (f"# {len(seq):,} ids; code i -> {vocab.code_offset} + i; <img_start>={vocab.img_start} "
+              f"<img_newrow>={newrow} <img_end>={vocab.img_end}; vocabulary size {vocab.vocab_size:,}")
     lines = [header, str(seq[0])] + [" ".join(map(str, r)) for r in rows if r.size] + [str(seq[-1])]
     return "\n".join(lines)

@@ -39,7 +39,7 @@ class ReconstructView(Outputs):
         reference's (None without one)."""
         cb = report.codebook
         return cls(
-            model_input=report.original, reconstruction=report.reconstruction, jpeg=report.summary.jpeg_rgb,
+            model_input=report.original, reconstruction=report.reconstruction, jpeg=report.summary.rate.jpeg_equal_bytes.rgb,
             psnr=round(float(report.summary.psnr), 2), ssim=round(float(report.summary.ssim), 4),
             token_map=views.clickable(plots.token_heatmap(report.indices, codebook_size)),
             error_map=views.clickable(plots.error_heatmap(report.token_error)),

@@ -17,6 +17,7 @@ from pathlib import Path
 from analysis.compare import SHIPPED_NAME
 from analysis.frontier import Point, frontier_figure, frontier_table, measure_quality, point, replace_section
 from bench.inference import encode_images_per_s
+from qkvae.atomic import atomic_path, atomic_write
 from qkvae.model import QKVAE
 from qkvae.weights import ASSETS, load_qkvae
 
@@ -31,10 +32,19 @@ def measure(models: dict[str, QKVAE], sources: dict[str, str], repeats: int) -> 
     return [point(name, model, quality[name], rates[name]) for name, model in models.items()]
 
 
+def variant_label(folder: Path) -> str:
+    """The folder's name, with its training step when ``variant.json`` says it is in progress."""
+    info = folder / "variant.json"
+    training = json.loads(info.read_text())["training"] if info.is_file() else None
+    if training is None or training["steps_done"] >= training["recipe"]["steps"]:
+        return folder.name
+    return f"{folder.name} (step {training['steps_done']:,} of {training['recipe']['steps']:,})"
+
+
 def shipped_checkpoints(variants: Path) -> dict[str, Path]:
-    """QKVAE-1m and every variant folder holding weights, by name."""
+    """QKVAE-1m and every variant folder holding weights, by label."""
     found = sorted(p.parent for p in variants.glob("*/model.safetensors"))
-    return {SHIPPED_NAME: ASSETS} | {p.name: p for p in found}
+    return {SHIPPED_NAME: ASSETS} | {variant_label(p): p for p in found}
 
 
 def main(argv=None) -> None:
@@ -47,9 +57,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     models = {name: load_qkvae(path, args.device) for name, path in shipped_checkpoints(args.variants).items()}
     points = measure(models, SOURCES, args.repeats)
-    frontier_figure(points, list(SOURCES)).savefig(args.figure, dpi=100)
-    args.figure.with_suffix(".json").write_text(json.dumps([q.to_json() for q in points], indent=1) + "\n")
-    args.card.write_text(replace_section(args.card.read_text(), frontier_table(points, list(SOURCES))))
+    with atomic_path(args.figure) as staging:
+        frontier_figure(points, list(SOURCES)).savefig(staging, format="png", dpi=100)
+    atomic_write(args.figure.with_suffix(".json"), json.dumps([q.to_json() for q in points], indent=1) + "\n")
+    atomic_write(args.card, replace_section(args.card.read_text(), frontier_table(points, list(SOURCES))))
     for q in points:
         s = q.on("stl10-samples")
         print(f"{q.name}: {q.parameters:,} parameters, {q.encode_gflop:.3f} GFLOP, {s.psnr:.2f} dB / {s.ssim:.4f}, "

@@ -19,11 +19,16 @@ from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import CHECKPOINT_NAME, LOG_NAME
 from qkvae.weights import ASSETS, save_qkvae
 
-def publish(run: Path, out: Path) -> str:
-    ckpt = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+def checkpoint_model(ckpt: dict) -> QKVAE:
+    """The model held by a training checkpoint (``qkvae.train``'s ``checkpoint.pt``, loaded)."""
     model = QKVAE(QKVAEConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
-    save_qkvae(model, out)
+    return model
+
+
+def publish(run: Path, out: Path) -> str:
+    ckpt = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    save_qkvae(checkpoint_model(ckpt), out)
     records = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()]
     records = [r for r in records if r["step"] < ckpt["step"]]
     atomic_write(out / LOG_NAME, "".join(json.dumps(r) + "\n" for r in records))

@@ -11,4 +11,4 @@ run=${1:-runs/qkvae-1m}
 .venv/bin/python -m analysis.reference --data ../shared/data/train --calibration ../shared/data/val \
     --out assets/ood_reference.npz
 .venv/bin/python -m analysis.evaluate --data ../shared/data/stl10-samples --out runs/evaluate-stl10 \
-    --precision-images 80
+    --precision-images 80 --ood builtin

@@ -2,16 +2,15 @@
 offline Hugging Face Hub cache that tests fill with repos."""
 
 import hashlib
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from qkvae import QKVAE, QKVAEConfig, save_qkvae
+from tests.helpers import smooth_photos
 
 # A config unlike QKVAE-1m's in every field the tool must follow: width, depth and FSQ levels (so
 # the codebook size, 1,000, and the latent dimension, 4).
@@ -44,16 +43,6 @@ def rgb() -> np.ndarray:
     img = np.stack([xx * 2.5, yy * 2.5, ((xx + yy) % 48) * 5], axis=-1)
     img[30:60, 30:60] = (250, 20, 20)
     return img.astype(np.uint8)
-
-
-def smooth_photos(folder, count: int, seed: int):
-    """``count`` 160x128 PNGs of smooth random colour fields (bicubic blow-ups of 5x4 noise)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        small = Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8))
-        small.resize((160, 128), Image.Resampling.BICUBIC).save(folder / f"photo_{i:03d}.png")
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -105,24 +94,3 @@ def fake_hub(tmp_path, monkeypatch) -> FakeHub:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # huggingface_hub read the environment on import
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return FakeHub(cache)
-
-
-def image_parquet(images: list[np.ndarray], labels: list[int] | None = None, paths: list[str] | None = None) -> bytes:
-    """A Parquet file in the Hugging Face ``datasets`` layout: an ``image`` struct of PNG bytes and
-    path, and an int ``label`` column when labels are given."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pngs = []
-    for rgb in images:
-        buffer = io.BytesIO()
-        Image.fromarray(rgb).save(buffer, format="png")
-        pngs.append(buffer.getvalue())
-    columns = {"image": pa.array([{"bytes": data, "path": path} for data, path in
-                                  zip(pngs, paths or [None] * len(pngs), strict=True)],
-                                 pa.struct([("bytes", pa.binary()), ("path", pa.string())]))}
-    if labels is not None:
-        columns["label"] = pa.array(labels, pa.int64())
-    sink = io.BytesIO()
-    pq.write_table(pa.table(columns), sink)
-    return sink.getvalue()

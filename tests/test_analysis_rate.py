@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from qkvae.metrics import psnr, ssim
 from analysis.rate import empirical_entropy_bits, jpeg, jpeg_at_bytes, jpeg_curve, nominal_bits
 from qkvae.model import QKVAEConfig
 
@@ -26,18 +27,20 @@ def test_entropy_bound_from_the_own_histogram_and_from_a_reference():
 @pytest.mark.parametrize("budget", [1000, 1500, 4005])
 def test_jpeg_at_bytes_is_the_best_quality_within_budget(rgb, budget):
     r = jpeg_at_bytes(rgb, budget)
-    assert r["fits"] and r["bytes"] <= budget
-    assert r["bytes"] == jpeg(rgb, r["quality"])[0]
-    if r["quality"] < 100:
-        assert jpeg(rgb, r["quality"] + 1)[0] > budget
-    assert r["rgb"].shape == rgb.shape and r["rgb"].dtype == np.uint8
-    assert r["bits_per_pixel"] == pytest.approx(8 * r["bytes"] / 96**2)
-    assert 10 < r["psnr"] < 60 and 0 < r["ssim"] <= 1
+    assert r.fits and r.bytes <= budget
+    size, decoded = jpeg(rgb, r.quality)
+    assert r.bytes == size
+    if r.quality < 100:
+        assert jpeg(rgb, r.quality + 1)[0] > budget
+    np.testing.assert_array_equal(r.rgb, decoded)
+    assert r.bits_per_pixel == pytest.approx(8 * r.bytes / 96**2)
+    assert (r.psnr, r.ssim) == (psnr(rgb, decoded), ssim(rgb, decoded))
+    assert "rgb" not in r.to_json() and r.to_json()["quality"] == r.quality
 
 
 def test_jpeg_at_a_budget_too_small_reports_quality_one(rgb):
     r = jpeg_at_bytes(rgb, 500)  # the headers alone take ~600 bytes
-    assert not r["fits"] and r["quality"] == 1 and r["bytes"] > 500
+    assert not r.fits and r.quality == 1 and r.bytes > 500
 
 
 def test_jpeg_curve_gains_rate_and_quality(rgb):

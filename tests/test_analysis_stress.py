@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from analysis import stress
 from analysis.corruptions import CORRUPTIONS, corrupt

@@ -16,7 +16,7 @@ from qkvae_app import files, gpu
 from qkvae.model import QKVAEConfig
 from qkvae_app.dataset import DatasetPass, PassStatus, SplitMetrics
 from qkvae_app.panels import dataset_html
-from tests.conftest import image_parquet
+from tests.helpers import image_parquet
 
 SPEC = "hf://datasets/someone/stl10-mini"
 N = 20

@@ -17,7 +17,7 @@ from gradio_client import Client, handle_file
 
 from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT
 from scripts import deploy_space
-from tests.test_app_server import _free_port, _wait_until_up
+from tests.helpers import free_port, wait_until_up
 
 CAT = EXAMPLES_DIR / "photo-cat.png"
 
@@ -100,7 +100,7 @@ def space(tmp_path_factory):
     bundle, home = root / "bundle", root / "home"
     home.mkdir()
     assert deploy_space.main(["--bundle", str(bundle)]) == 0
-    port, log = _free_port(), root / "app.log"
+    port, log = free_port(), root / "app.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QKVAE_", "HF_", "PYTHON"))}
     env.update({"HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1",
                 "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
@@ -109,7 +109,7 @@ def space(tmp_path_factory):
         process = subprocess.Popen([sys.executable, "app.py"], cwd=bundle, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_until_up(url, process, log)
+        wait_until_up(url, process, log)
         yield url, bundle
     finally:
         process.terminate()

@@ -231,7 +231,7 @@ def test_rows_hold_each_images_summary(mixed, model, ood):
                                    ssim(original, reconstruction))
         summary = _summarize(model, ood)(image)
         assert (row.psnr, row.ssim) == (image.psnr, image.ssim) == (summary.psnr, summary.ssim)
-        assert result.images[i]["rate"] == summary.rate
+        assert result.images[i]["rate"] == summary.rate.to_json()
         assert (row.ood_score, row.verdict) == explore.ood_reading(summary)
         assert row.verdict in {"in distribution", "unusual", "out of distribution"}
 

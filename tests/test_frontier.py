@@ -4,13 +4,14 @@ table and its regenerable section of the card."""
 import json
 
 import pytest
+import torch
 
 from analysis.frontier import (SECTION_END, SECTION_START, Point, frontier_figure, frontier_table, measure_quality,
                                point, replace_section)
 from conftest import TINY_CONFIG, smooth_photos
 from qkvae import QKVAE, QKVAEConfig, load_qkvae, train
 from qkvae.flops import flops_per_image
-from scripts import ship_variant
+from scripts import frontier, ship_variant
 
 
 def conv_macs(c: QKVAEConfig) -> tuple[int, int]:
@@ -34,7 +35,7 @@ def test_step_time_from_the_log_counts_every_step_once():
                {"step": 50, "mean_step_s": 1.0, "precision": "fp32"},
                {"step": 100, "mean_step_s": 3.0, "precision": "bf16"},  # resumed at 100: one step timed
                {"step": 119, "mean_step_s": 0.5, "precision": "bf16"}]
-    t = ship_variant.training_from_log(records, {"steps": 120})
+    t = ship_variant.training_from_log(records, {"steps": 120}, 120)
     assert t.steps_done == 120 and t.precisions == {"fp32": 51, "bf16": 69}
     assert t.step_seconds == pytest.approx(2.0 + 50 * 1.0 + 50 * 3.0 + 19 * 0.5)
 
@@ -68,13 +69,29 @@ def test_a_finished_run_ships_with_its_card(finished_run, photos, tmp_path, caps
     assert "photos" in line
 
 
-def test_an_unfinished_run_is_refused(finished_run, tmp_path, capsys):
-    run = tmp_path / "run"
+@pytest.fixture
+def unfinished_run(finished_run, tmp_path):
+    """The finished run as it was at step 2 of 3: a checkpoint and a log, no weights."""
+    run = tmp_path / "qkvae-half"
     run.mkdir()
-    for f in ("checkpoint.pt", "train_log.jsonl"):
-        (run / f).write_bytes((finished_run / f).read_bytes())
-    assert ship_variant.main([str(run), "--out", str(tmp_path / "out")]) == 2
-    assert "not a finished run: no config.json, model.safetensors" in capsys.readouterr().err
+    (run / "train_log.jsonl").write_bytes((finished_run / "train_log.jsonl").read_bytes())
+    ckpt = torch.load(finished_run / "checkpoint.pt", weights_only=True)
+    torch.save({**ckpt, "step": 2}, run / "checkpoint.pt")
+    return run
+
+
+def test_an_unfinished_run_is_refused_unless_in_progress(unfinished_run, photos, tmp_path, capsys):
+    assert ship_variant.main([str(unfinished_run), "--out", str(tmp_path / "out")]) == 2
+    assert "not finished (checkpoint at step 2 of 3); --in-progress" in capsys.readouterr().err
+    ship_variant.ship(unfinished_run, "qkvae-half", tmp_path, 1, {"photos": str(photos)}, in_progress=True)
+    folder = tmp_path / "qkvae-half"
+    assert "2 of 3 steps (**in progress**" in (folder / "README.md").read_text()
+    ckpt = torch.load(unfinished_run / "checkpoint.pt", weights_only=True)
+    model = load_qkvae(folder, "cpu")
+    assert all(torch.equal(v, ckpt["model"][k]) for k, v in model.state_dict().items())
+    assert frontier.variant_label(folder) == "qkvae-half (step 2 of 3)"
+    assert ship_variant.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 2
+    assert "not a training run: no checkpoint.pt, train_log.jsonl" in capsys.readouterr().err
 
 
 def test_frontier_points_table_figure_and_card_section(photos, weights_dir, tiny_weights_dir):

@@ -88,3 +88,19 @@ def test_digits_invert_the_mixed_radix_index_for_arrays_and_tensors():
     assert fsq.digits_to_indices(out, LEVELS).tolist() == ids
     everything = torch.arange(15360)
     assert torch.equal(fsq.digits_to_indices(fsq.indices_to_digits(everything, LEVELS), LEVELS), everything)
+
+
+def test_with_digit_and_lower_digits_are_the_mixed_radix_arithmetic():
+    levels = (8, 8, 8, 6, 5)
+    ids = np.arange(15360)
+    digits = fsq.indices_to_digits(ids, levels)
+    for index in (0, 1, 777, 15359):
+        for dim, n in enumerate(levels):
+            moved = fsq.with_digit(index, dim, n - 1, levels)
+            expected = digits[index].copy()
+            expected[dim] = n - 1
+            assert (digits[moved] == expected).all()
+    for k in range(len(levels) + 1):
+        np.testing.assert_array_equal(fsq.lower_digits(ids, k, levels), fsq.digits_to_indices(
+            np.where(np.arange(len(levels)) < k, digits, 0), levels))
+    assert fsq.as_indices(torch.tensor([[1, 2]])).dtype == np.int64

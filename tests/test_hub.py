@@ -14,7 +14,7 @@ from qkvae import WeightsError, load_qkvae
 from qkvae.inference import main as inference_main
 from qkvae.sources import SourceError, open_source
 from qkvae.weights import ASSETS
-from tests.conftest import image_parquet
+from tests.helpers import image_parquet
 
 REPO = "Glint-Research/QKVAE-1m"
 

@@ -25,6 +25,61 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+def module_edges(path: Path) -> set[str]:
+    """Dotted names of the modules a file imports at module level (not inside functions): for
+    ``from a.b import c``, ``a.b.c`` when that is a module of ours, else ``a.b``."""
+    edges = set()
+    for node in ast.parse(path.read_text()).body:
+        statements = [node] + ([n for n in ast.walk(node)] if isinstance(node, (ast.If, ast.Try)) else [])
+        for n in statements:
+            if isinstance(n, ast.Import):
+                edges |= {alias.name for alias in n.names}
+            elif isinstance(n, ast.ImportFrom) and n.level == 0:
+                for alias in n.names:
+                    sub = f"{n.module}.{alias.name}"
+                    is_module = (ROOT / sub.replace(".", "/")).with_suffix(".py").is_file()
+                    edges.add(sub if is_module else n.module)
+    return edges
+
+
+def module_name(path: Path) -> str:
+    return path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
+
+
+EDGES = {path: module_edges(path) for layer in ["qkvae", "analysis", "qkvae_app", "tests", "bench"]
+         for path in sorted((ROOT / layer).rglob("*.py"))} | {ROOT / "app.py": module_edges(ROOT / "app.py")}
+ONE_PASS_USERS = ["qkvae.pipeline", "qkvae.tokenize", "qkvae.tokenize_engine", "qkvae.stream_ray", "analysis.evaluate",
+                  "qkvae_app.dataset", "qkvae_app.explore"]  # issue 14: every pass over a set goes through it
+
+
+def edges_of(module: str) -> set[str]:
+    return next(e for p, e in EDGES.items() if module_name(p) == module)
+
+
+@pytest.mark.parametrize("module", ONE_PASS_USERS)
+def test_every_pass_over_a_set_runs_through_qkvae_stream(module):
+    assert "qkvae.stream" in edges_of(module)
+
+
+def test_the_app_does_not_import_the_evaluation_cli():
+    for path, edges in EDGES.items():
+        if module_name(path).startswith(("qkvae_app", "app")):
+            assert "analysis.evaluate" not in edges, f"{module_name(path)} imports the evaluation CLI"
+
+
+def test_the_package_init_imports_no_submodule():
+    assert not {e for e in edges_of("qkvae") if e.startswith("qkvae.")}
+    code = "import sys, qkvae; print(sorted(m for m in sys.modules if m.startswith('qkvae.')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_test_module_imports_another():
+    for path, edges in EDGES.items():
+        if module_name(path).startswith("tests."):
+            assert {e for e in edges if e.startswith("tests.")} <= {"tests.helpers"}, module_name(path)
+
+
 def test_import_qkvae_loads_nothing_above_it():
     code = ("import sys, qkvae, qkvae.pipeline, qkvae.sources, qkvae.train, qkvae.inference; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")

@@ -56,16 +56,18 @@ def test_missing_token_file(tmp_path):
 
 def test_lm_vocab_layout():
     v = lm_vocab(50257)
-    assert v["code_offset"] == 50257
-    assert (v["<img_start>"], v["<img_end>"], v["<img_newrow>"]) == (65617, 65618, 65619)
-    assert v["vocab_size"] == 50257 + 15360 + 3
+    assert v.code_offset == 50257
+    assert (v.img_start, v.img_end, v.img_newrow) == (65617, 65618, 65619)
+    assert v.vocab_size == 50257 + 15360 + 3
+    assert v.to_json() == {"code_offset": 50257, "<img_start>": 65617, "<img_end>": 65618, "<img_newrow>": 65619,
+                           "vocab_size": 65620}
 
 
 def test_lm_sequence_structure():
     seq = lm_sequence(IDS, 1000)
     v = lm_vocab(1000)
     assert len(seq) == 1 + 48 * 49 + 1
-    assert seq[0] == v["<img_start>"] and seq[-1] == v["<img_end>"]
+    assert seq[0] == v.img_start and seq[-1] == v.img_end
     rows = seq[1:-1].reshape(48, 49)
-    assert np.all(rows[:, -1] == v["<img_newrow>"])
+    assert np.all(rows[:, -1] == v.img_newrow)
     assert np.array_equal(rows[:, :-1] - 1000, IDS.reshape(48, 48))

@@ -1,0 +1,66 @@
+"""Helpers shared by the test modules (fixtures live in conftest.py): images and Parquet files
+to read, and starting a server to talk to. Test modules import these; none imports another."""
+
+import io
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def smooth_photos(folder, count: int, seed: int):
+    """``count`` 160x128 PNGs of smooth random colour fields (bicubic blow-ups of 5x4 noise)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        small = Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8))
+        small.resize((160, 128), Image.Resampling.BICUBIC).save(folder / f"photo_{i:03d}.png")
+    return folder
+
+
+def image_parquet(images: list[np.ndarray], labels: list[int] | None = None, paths: list[str] | None = None) -> bytes:
+    """A Parquet file in the Hugging Face ``datasets`` layout: an ``image`` struct of PNG bytes and
+    path, and an int ``label`` column when labels are given."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pngs = []
+    for rgb in images:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="png")
+        pngs.append(buffer.getvalue())
+    columns = {"image": pa.array([{"bytes": data, "path": path} for data, path in
+                                  zip(pngs, paths or [None] * len(pngs), strict=True)],
+                                 pa.struct([("bytes", pa.binary()), ("path", pa.string())]))}
+    if labels is not None:
+        columns["label"] = pa.array(labels, pa.int64())
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue()
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    """Wait until ``url`` answers; fail with the server's log if it exits or stays silent ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the app exited with status {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1)
+    pytest.fail(f"the app did not answer at {url} within {timeout} s:\n{log.read_text()}")
