@@ -22,7 +22,7 @@ from qkvae.image import to_uint8
 from qkvae_app.mcp_tools import Tools
 from qkvae_app.settings import EXAMPLES_DIR, Settings
 from qkvae_app.studio import Studio
-from tests.test_app_server import STL10_SAMPLES, serving
+from tests.helpers import STL10_SAMPLES, serving
 
 TOOLS = {"tokenize_image", "decode_ids", "reconstruct_image", "stress_image", "compare_image"}
 CAT = EXAMPLES_DIR / "photo-cat.png"
