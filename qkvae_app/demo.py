@@ -14,6 +14,7 @@ from qkvae_app import panels, views
 from qkvae_app.compare_tab import CompareTab
 from qkvae_app.dataset_tab import DatasetTab
 from qkvae_app.explore_tab import MAX_UPLOAD, ExploreTab, open_gallery_image, open_table_row
+from qkvae_app.mcp_tools import Tools
 from qkvae_app.reconstruct_tab import ReconstructTab
 from qkvae_app.settings import Settings
 from qkvae_app.studio import Studio
@@ -79,5 +80,7 @@ def build_demo(settings: Settings) -> Demo:
                                      api_visibility="undocumented")
         # Explore -> Compare: the images uploaded in Explore, compared under A and B.
         compare.upload_event(explore.upload)
+        # The typed API and MCP tools (qkvae_app.mcp_tools); the endpoints above stay callable, undocumented.
+        Tools(studio).wire(blocks)
     blocks.queue(default_concurrency_limit=2, max_size=64)
     return Demo(blocks, studio, reconstruct, tokens, dataset, explore, compare)

@@ -62,6 +62,14 @@ def analyze(x: np.ndarray) -> ImageReport:
 
 
 @gpu(duration=10)
+def encode(x: np.ndarray) -> np.ndarray:
+    """One image (3, 96, 96) float32 in [-1, 1] -> its ids, int64 (48, 48)."""
+    model = _model()
+    ids = model.encode(torch.from_numpy(x)[None].to(model.device))
+    return ids.cpu().numpy().reshape(model.config.grid_size, model.config.grid_size)
+
+
+@gpu(duration=10)
 def decode(indices: np.ndarray) -> np.ndarray:
     """ids (N, 2304) or (N, 48, 48) -> uint8 images (N, 96, 96, 3)."""
     model = _model()

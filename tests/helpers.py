@@ -1,9 +1,12 @@
 """Helpers shared by the test modules (fixtures live in conftest.py): images and Parquet files
 to read, and starting a server to talk to. Test modules import these; none imports another."""
 
+import contextlib
 import io
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -73,3 +76,25 @@ def two_folder_zip(path: Path, examples: Path) -> Path:
         for example in sorted(examples.glob("*.png")):
             z.write(example, f"{example.stem.split('-')[0]}s/{example.name}")
     return path
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STL10_SAMPLES = REPO_ROOT.parent / "shared" / "data" / "stl10-samples"  # 80 real STL-10 images (not committed)
+
+
+@contextlib.contextmanager
+def serving(weights_dir, log: Path, **settings):
+    """The URL of ``python app.py`` serving ``weights_dir``, run in ``log``'s folder with its output
+    in ``log``, with more settings (``GRADIO_MCP_SERVER="True"``) as environment variables."""
+    port = free_port()
+    env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
+           "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **settings}
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=log.parent, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_up(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
