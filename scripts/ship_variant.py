@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from analysis.frontier import Point
-from qkvae import INPUT_ERRORS
 from qkvae.atomic import atomic_write
+from qkvae.cli import run_cli
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import CHECKPOINT_NAME, LOG_NAME
 from qkvae.weights import CONFIG_NAME, WEIGHTS_NAME, load_qkvae, save_qkvae
@@ -128,13 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=VARIANTS)
     p.add_argument("--repeats", type=int, default=5, help="timed encode rounds, after one warm-up round")
     args = p.parse_args(argv)
-    try:
-        print(ship(args.run, args.name or args.run.resolve().name, args.out, args.repeats,
-                   in_progress=args.in_progress))
-    except (*INPUT_ERRORS, ShipError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: print(ship(args.run, args.name or args.run.resolve().name, args.out, args.repeats,
+                                      in_progress=args.in_progress)), ShipError)
 
 
 if __name__ == "__main__":
