@@ -34,19 +34,10 @@ def measure(models: dict[str, QKVAE], sources: dict[str, str], repeats: int) -> 
     return [point(name, model, quality[name], rates[name]) for name, model in models.items()]
 
 
-def variant_label(folder: Path) -> str:
-    """The folder's name, with its training step when ``variant.json`` says it is in progress."""
-    info = folder / "variant.json"
-    training = json.loads(info.read_text())["training"] if info.is_file() else None
-    if training is None or training["steps_done"] >= training["recipe"]["steps"]:
-        return folder.name
-    return f"{folder.name} (step {training['steps_done']:,} of {training['recipe']['steps']:,})"
-
-
 def shipped_checkpoints(variants: Path) -> dict[str, Path]:
-    """QKVAE-1m and every variant folder holding weights, by label."""
+    """QKVAE-1m and every variant folder holding weights, by name."""
     found = sorted(p.parent for p in variants.glob("*/model.safetensors"))
-    return {SHIPPED_NAME: ASSETS} | {variant_label(p): p for p in found}
+    return {SHIPPED_NAME: ASSETS} | {p.name: p for p in found}
 
 
 def main(argv=None) -> int:
