@@ -13,12 +13,9 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,9 +33,8 @@ from qkvae import load_image, save_qkvae
 from qkvae.image import to_uint8
 from qkvae.metrics import psnr
 from qkvae_app.settings import EXAMPLES_DIR, REPO_ROOT
-from tests.helpers import two_folder_zip
+from tests.helpers import free_port, two_folder_zip, wait_until_up
 
-STARTUP_TIMEOUT = 240  # seconds; importing gradio and torch is slow on a busy 2-core machine
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -47,30 +43,11 @@ CAT = EXAMPLES_DIR / "photo-cat.png"
 STL10_SAMPLES = REPO_ROOT.parent / "shared" / "data" / "stl10-samples"  # 80 real STL-10 images (not committed)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with status {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1)
-    pytest.fail(f"the app did not answer at {url} within {STARTUP_TIMEOUT} s:\n{log.read_text()}")
-
-
 @contextlib.contextmanager
 def serving(weights_dir, log: Path, **settings):
     """The URL of ``python app.py`` run in ``log``'s folder, writing its output to ``log``, serving
     ``weights_dir``, with more settings (``QKVAE_REFERENCE=...``) as environment variables."""
-    workdir, port = log.parent, _free_port()
+    workdir, port = log.parent, free_port()
     env = {**os.environ, "QKVAE_WEIGHTS": str(weights_dir), "QKVAE_DATA": str(STL10_SAMPLES),
            "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **settings}
@@ -79,7 +56,7 @@ def serving(weights_dir, log: Path, **settings):
                                    stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_until_up(url, process, log)
+        wait_until_up(url, process, log)
         yield url
     finally:
         process.terminate()
