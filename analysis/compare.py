@@ -35,8 +35,9 @@ from scipy import stats
 from analysis import plots
 from analysis.metrics import ms_ssim, pixel_error
 from analysis.rate import bits_per_pixel, empirical_entropy_bits, nominal_bits
-from qkvae import INPUT_ERRORS, fsq
+from qkvae import fsq
 from qkvae.atomic import atomic_path, atomic_write
+from qkvae.cli import common_options, run_cli
 from qkvae.hub import is_hub_ref
 from qkvae.metrics import psnr, ssim
 from qkvae.model import QKVAE, QKVAEConfig
@@ -304,29 +305,25 @@ def summary_line(c: Comparison) -> str:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m analysis.compare", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m analysis.compare", description=__doc__.split("\n")[0],
+                                parents=[common_options(weights=False)])
     p.add_argument("--a", required=True, help="checkpoint A: folder, .safetensors file or hf://OWNER/NAME")
     p.add_argument("--b", required=True, help="checkpoint B, the same forms")
-    p.add_argument("--data", required=True, help="image source: folder, .txt list, STL-10 *_X.bin, Parquet, hf://datasets/...")
-    p.add_argument("--split", default=None, help="the split of a Parquet or Hub dataset")
     p.add_argument("--out", default="runs/compare", help="output folder")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--worst", type=int, default=WORST, help="images in worst.png")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     return p.parse_args(argv)
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    result = compare_checkpoints(args.a, args.b, args.data, args.split, args.limit, args.batch_size, args.device)
+    out = write_outputs(result, args.data, args.out, args.worst)
+    print(f"{summary_line(result.comparison)} -> {out / 'compare.json'}")
 
 
 def main(argv=None) -> int:
     args = setup_args(argv)
-    try:
-        run = compare_checkpoints(args.a, args.b, args.data, args.split, args.limit, args.batch_size, args.device)
-        out = write_outputs(run, args.data, args.out, args.worst)
-    except (*INPUT_ERRORS, CompareError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{summary_line(run.comparison)} -> {out / 'compare.json'}")
-    return 0
+    return run_cli(lambda: run_compare(args), CompareError)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy.stats import spearmanr
 
-from qkvae import INPUT_ERRORS
+from qkvae.cli import common_options, run_cli
 from qkvae.pipeline import reconstruct_set
 from qkvae.sources import open_source
 from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
@@ -131,23 +131,17 @@ def fit_expected(names, originals, psnrs) -> dict:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m analysis.complexity", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="photos to fit on (an image source)")
-    p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
+    p = argparse.ArgumentParser(prog="python -m analysis.complexity", description=__doc__.split("\n")[0],
+                                parents=[common_options(split=False, batch_size=None,
+                                                        data_help="photos to fit on (an image source)")])
     p.add_argument("--out", default=str(FIT_PATH), help="where to write the fit")
-    p.add_argument("--device", default=None)
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = setup_args(argv)
-    try:
-        model = load_qkvae(args.weights, device=args.device)
-        images = reconstruct_set(model, open_source(args.data))
-        result = fit_expected(images.names, images.originals, images.psnr)
-    except INPUT_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run_fit(args: argparse.Namespace) -> None:
+    model = load_qkvae(args.weights, device=args.device)
+    images = reconstruct_set(model, open_source(args.data))
+    result = fit_expected(images.names, images.originals, images.psnr)
     weights, sha256 = weights_fingerprint(model)
     made = {"data": Path(args.data).name, "images": len(images.names), "weights": weights, "weights_sha256": sha256,
             "preprocessing": "fit to 96x96 with mode resize", "split": f"crc32(file name) % 10 < {HELD_OUT} held out",
@@ -155,7 +149,11 @@ def main(argv=None) -> int:
     Path(args.out).write_text(json.dumps({**result, "made": made}, indent=1) + "\n")
     h = result["candidates"][result["chosen"]]["held_out"]
     print(f"{result['chosen']}: held-out MAE {h['mae_db']:.2f} dB, R^2 {h['r2']:.3f} on {h['images']} images -> {args.out}")
-    return 0
+
+
+def main(argv=None) -> int:
+    args = setup_args(argv)
+    return run_cli(lambda: run_fit(args))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 from analysis.ood import unigram_probabilities
 from analysis.prior import ContextPrior
 from analysis.reference import ALPHA
-from qkvae import INPUT_ERRORS
+from qkvae.cli import run_cli
 from qkvae.lm.train_probe import shard_tokens
 
 
@@ -57,14 +57,12 @@ def main(argv=None) -> int:
     p.add_argument("--train-shards", required=True, metavar="DIR")
     p.add_argument("--val-shards", required=True, metavar="DIR")
     args = p.parse_args(argv)
-    try:
-        result = compare(args.run, args.train_shards, args.val_shards)
-    except (*INPUT_ERRORS, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    (Path(args.run) / "comparison.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    return run_cli(lambda: write_comparison(args.run, compare(args.run, args.train_shards, args.val_shards)), KeyError)
+
+
+def write_comparison(run, result: ProbeComparison) -> None:
+    (Path(run) / "comparison.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     print(result.table())
-    return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qkvae import INPUT_ERRORS
+from qkvae.cli import common_options, run_cli
 from qkvae.pipeline import reconstruct_set
 from qkvae.sources import open_source
 from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
@@ -46,18 +46,17 @@ def load_psnr_reference(path: Path = PSNR_REFERENCE_PATH) -> PSNRReference:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis.psnr_reference", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="STL-10 images (an image source)")
-    p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
+    p = argparse.ArgumentParser(prog="python -m analysis.psnr_reference", description=__doc__.split("\n")[0],
+                                parents=[common_options(split=False, batch_size=None,
+                                                        data_help="STL-10 images (an image source)")])
     p.add_argument("--out", default=str(PSNR_REFERENCE_PATH), help="where to write the quantiles")
-    p.add_argument("--device", default=None)
     args = p.parse_args(argv)
-    try:
-        model = load_qkvae(args.weights, device=args.device)
-        images = reconstruct_set(model, open_source(args.data))
-    except INPUT_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: build(args))
+
+
+def build(args: argparse.Namespace) -> None:
+    model = load_qkvae(args.weights, device=args.device)
+    images = reconstruct_set(model, open_source(args.data))
     weights, sha256 = weights_fingerprint(model)
     made = {"data": Path(args.data).name, "images": len(images.names), "weights": weights, "weights_sha256": sha256,
             "preprocessing": "fit to 96x96 with mode resize",
@@ -65,7 +64,6 @@ def main(argv=None) -> int:
     result = {"quantiles": list(QUANTILES), "psnr": psnr_quantiles(images.psnr), "made": made}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"{len(images.names)} images: median PSNR {np.median(images.psnr):.2f} dB -> {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ from analysis import plots
 from analysis.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from analysis.metrics import token_error
 from analysis.stability import token_agreement
-from qkvae import INPUT_ERRORS, fsq
+from qkvae import fsq
+from qkvae.cli import common_options, positive, run_cli
 from qkvae.image import to_tensor, to_uint8
 from qkvae.metrics import psnr, ssim
 from qkvae.pipeline import load_fitted
@@ -311,37 +312,30 @@ def write_outputs(result: SetStress, out) -> Path:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m analysis.stress", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="image source: folder, .txt list, STL-10 .bin, Parquet or hf://datasets/...")
-    p.add_argument("--split", default=None, help="the split of a Parquet or Hub dataset")
-    p.add_argument("--weights", default=None, help="weights file or folder (default: the shipped weights)")
+    p = argparse.ArgumentParser(prog="python -m analysis.stress", description=__doc__.split("\n")[0],
+                                parents=[common_options(batch_size=None)])
     p.add_argument("--out", default="runs/stress", help="output folder")
-    p.add_argument("--limit", type=int, default=None, help="the first N images only")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-    args = p.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        p.error("--limit must be at least 1")
-    return args
+    p.add_argument("--limit", type=positive, default=None, help="the first N images only")
+    return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = setup_args(argv)
+def run_stress(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    try:
-        model = load_qkvae(args.weights, device=args.device)
-        fitted = load_fitted(open_source(args.data, args.split), model.config.image_size, limit=args.limit)
-        result = stress_set(model, fitted.names, fitted.images)
-        out = write_outputs(result, args.out)
-    except INPUT_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    model = load_qkvae(args.weights, device=args.device)
+    fitted = load_fitted(open_source(args.data, args.split), model.config.image_size, limit=args.limit)
+    result = stress_set(model, fitted.names, fitted.images)
+    out = write_outputs(result, args.out)
     for s in fitted.skipped:
         print(f"warning: skipped {s.name}: {s.reason}", file=sys.stderr)
     q = result.quantization
     print(f"{len(result.images)} images: PSNR {q['psnr_quantized'].median:.2f} dB quantized, "
           f"{q['psnr_continuous'].median:.2f} dB continuous (medians), {time.perf_counter() - start:.1f} s "
           f"-> {out / 'stress.json'}")
-    return 0
+
+
+def main(argv=None) -> int:
+    args = setup_args(argv)
+    return run_cli(lambda: run_stress(args))
 
 
 if __name__ == "__main__":

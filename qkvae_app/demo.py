@@ -58,7 +58,7 @@ def build_demo(settings: Settings) -> Demo:
                 f"a {config.image_size}×{config.image_size} image becomes {config.grid_size}×{config.grid_size} = "
                 f"{config.num_tokens:,} FSQ tokens (ids 0..{config.codebook_size - 1:,}) and back.</p></div>")
         gr.HTML(studio.status)
-        shown_tokens = gr.State()  # the grid the Tokens tab shows: {"grid", "decoded", "name"}
+        shown_tokens = gr.State()  # the grid the Tokens tab shows: a TokenState
         with gr.Tabs() as tabs:
             reconstruct = ReconstructTab(studio).build(shown_tokens)
             tokens = TokensTab(studio).build(shown_tokens)

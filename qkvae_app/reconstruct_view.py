@@ -14,6 +14,7 @@ from analysis.complexity import expectation
 from analysis.report import ImageReport
 from qkvae_app import panels, views
 from qkvae_app.outputs import Outputs, per_item
+from qkvae_app.tokens_tab import TokenState
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ReconstructView(Outputs):
     codebook_chart: gr.BarPlot
     level_charts: list[pd.DataFrame] = per_item()  # one per FSQ dimension
     opened: str  # which image is shown, by its own name
-    tokens: dict  # the Tokens tab's state: grid, decoded image, file stem
+    tokens: TokenState  # the Tokens tab's state
     expected: str  # the PSNR against a photo's as detailed (analysis.complexity)
 
     @classmethod
@@ -51,6 +52,6 @@ class ReconstructView(Outputs):
                                       label=panels.codebook_label(cb, views.bin_width(codebook_size))),
             level_charts=views.level_frames(cb.level_histograms),
             opened=f'<p class="qk-opened">Showing <b>{escape(name)}</b></p>',
-            tokens={"grid": report.indices, "decoded": report.reconstruction, "name": PurePosixPath(name).stem},
+            tokens=TokenState(report.indices, report.reconstruction, PurePosixPath(name).stem),
             expected=panels.expectation_html(expectation(report.original, float(report.summary.psnr))),
         )

@@ -24,6 +24,16 @@ NO_TOKENS = "Reconstruct an image or decode a token file first."
 
 
 @dataclass(frozen=True)
+class TokenState:
+    """The grid the Tokens tab shows (its ``gr.State``): the ids, their decoded image and the file
+    stem its downloads are named after."""
+
+    grid: np.ndarray  # (48, 48) FSQ ids
+    decoded: np.ndarray  # uint8 (96, 96, 3)
+    name: str
+
+
+@dataclass(frozen=True)
 class TokensView(Outputs):
     edited: np.ndarray | None = skip()  # the edited grid (state)
     grid_view: np.ndarray | None = skip()
@@ -45,17 +55,17 @@ class TokensTab:
     def _grid_view(self, grid: np.ndarray, row: int, col: int) -> np.ndarray:
         return views.token_grid_view(grid, self.studio.config.codebook_size, row, col)
 
-    def open_tokens(self, tokens, row: int, col: int) -> TokensView | None:
+    def open_tokens(self, tokens: TokenState | None, row: int, col: int) -> TokensView | None:
         """Show a token grid, unedited, with its files ready to download."""
         if tokens is None:
             return None
-        grid, decoded = tokens["grid"], tokens["decoded"]
+        grid, decoded = tokens.grid, tokens.decoded
         return TokensView(grid.copy(), self._grid_view(grid, row, col), decoded, decoded,
                           views.change_map(decoded, decoded),
                           panels.token_html(grid, grid, row, col, self.studio.config.levels),
-                          files.token_files(grid, tokens["name"]))
+                          files.token_files(grid, tokens.name))
 
-    def decode_token_file(self, upload):
+    def decode_token_file(self, upload) -> TokenState | None:
         """A .npy or .json file of 2,304 ids -> the tokens to show (decoded) in the Tokens tab.
 
         Runs with ``preprocess=False``: ``upload`` is Gradio's file payload (or a path), so a
@@ -68,22 +78,22 @@ class TokensTab:
             grid = load_tokens(path)
         except TokenError as e:
             raise refuse("Not a token file", f"{name}: {e}") from None
-        return {"grid": grid, "decoded": self._decode(grid), "name": Path(name).stem.removesuffix("-tokens")}
+        return TokenState(grid, self._decode(grid), Path(name).stem.removesuffix("-tokens"))
 
     def select_token(self, evt: gr.SelectData):
         """A click on the enlarged token grid -> the (row, col) of the token under it."""
         return views.cell_at(*evt.index)
 
-    def show_token(self, tokens, edited, row: int, col: int) -> TokensView:
+    def show_token(self, tokens: TokenState | None, edited, row: int, col: int) -> TokensView:
         """The token grid with (row, col) outlined, and that token's id and FSQ levels."""
         if tokens is None or edited is None:
             return TokensView(grid_view=None, token_info="")
         last = self.studio.config.grid_size - 1
         row, col = int(np.clip(row, 0, last)), int(np.clip(col, 0, last))
         return TokensView(grid_view=self._grid_view(edited, row, col),
-                          token_info=panels.token_html(tokens["grid"], edited, row, col, self.studio.config.levels))
+                          token_info=panels.token_html(tokens.grid, edited, row, col, self.studio.config.levels))
 
-    def _nudge(self, tokens, edited, row: int, col: int, dim: int, step: int) -> TokensView:
+    def _nudge(self, tokens: TokenState | None, edited, row: int, col: int, dim: int, step: int) -> TokensView:
         if tokens is None or edited is None:
             raise refuse("No tokens", NO_TOKENS)
         try:
@@ -93,23 +103,23 @@ class TokensTab:
         decoded = self._decode(edited)
         shown = self.show_token(tokens, edited, row, col)
         return TokensView(edited=edited, grid_view=shown.grid_view, edited_view=decoded,
-                          change_view=views.change_map(tokens["decoded"], decoded), token_info=shown.token_info)
+                          change_view=views.change_map(tokens.decoded, decoded), token_info=shown.token_info)
 
-    def level_down(self, tokens, edited, row: int, col: int, dim: int) -> TokensView:
+    def level_down(self, tokens: TokenState | None, edited, row: int, col: int, dim: int) -> TokensView:
         """Move FSQ dimension ``dim`` of token (row, col) one level down and decode the edited grid."""
         return self._nudge(tokens, edited, row, col, dim, -1)
 
-    def level_up(self, tokens, edited, row: int, col: int, dim: int) -> TokensView:
+    def level_up(self, tokens: TokenState | None, edited, row: int, col: int, dim: int) -> TokensView:
         """Move FSQ dimension ``dim`` of token (row, col) one level up and decode the edited grid."""
         return self._nudge(tokens, edited, row, col, dim, +1)
 
-    def lm_sequence(self, tokens, base_vocab_size):
+    def lm_sequence(self, tokens: TokenState | None, base_vocab_size):
         """The LM-ready sequence for a vocabulary of ``base_vocab_size`` entries: its ids as text, and a file."""
         if tokens is None:
             raise refuse("No tokens", NO_TOKENS)
         if base_vocab_size is None or base_vocab_size < 0:
             raise refuse("Vocabulary size", "The base vocabulary size must be a whole number, 0 or more.")
-        seq, path = files.lm_file(tokens["grid"], int(base_vocab_size), tokens["name"])
+        seq, path = files.lm_file(tokens.grid, int(base_vocab_size), tokens.name)
         return panels.sequence_text(seq, lm_vocab(int(base_vocab_size))), gr.DownloadButton(value=path, interactive=True)
 
     def build(self, tokens: gr.State) -> "TokensTab":

@@ -30,6 +30,7 @@ from pathlib import Path
 from huggingface_hub import SpaceHardware
 
 from qkvae.atomic import atomic_write
+from qkvae.cli import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("qkvae", "analysis", "qkvae_app")
@@ -134,12 +135,7 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv=None) -> int:
     args = setup_args(argv)
-    try:
-        print(run(args))
-    except (DeployError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: print(run(args)), DeployError)
 
 
 if __name__ == "__main__":

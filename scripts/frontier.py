@@ -12,12 +12,14 @@ writes ``frontier.png`` (PSNR and SSIM against parameters and against encode GFL
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from analysis.compare import SHIPPED_NAME
 from analysis.frontier import Point, frontier_figure, frontier_table, measure_quality, point, replace_section
 from bench.inference import encode_images_per_s
 from qkvae.atomic import atomic_path, atomic_write
+from qkvae.cli import common_options, positive, run_cli
 from qkvae.model import QKVAE
 from qkvae.weights import ASSETS, load_qkvae
 
@@ -32,29 +34,25 @@ def measure(models: dict[str, QKVAE], sources: dict[str, str], repeats: int) -> 
     return [point(name, model, quality[name], rates[name]) for name, model in models.items()]
 
 
-def variant_label(folder: Path) -> str:
-    """The folder's name, with its training step when ``variant.json`` says it is in progress."""
-    info = folder / "variant.json"
-    training = json.loads(info.read_text())["training"] if info.is_file() else None
-    if training is None or training["steps_done"] >= training["recipe"]["steps"]:
-        return folder.name
-    return f"{folder.name} (step {training['steps_done']:,} of {training['recipe']['steps']:,})"
-
-
 def shipped_checkpoints(variants: Path) -> dict[str, Path]:
-    """QKVAE-1m and every variant folder holding weights, by label."""
+    """QKVAE-1m and every variant folder holding weights, by name."""
     found = sorted(p.parent for p in variants.glob("*/model.safetensors"))
-    return {SHIPPED_NAME: ASSETS} | {variant_label(p): p for p in found}
+    return {SHIPPED_NAME: ASSETS} | {p.name: p for p in found}
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m scripts.frontier", description=__doc__.split("\n")[0])
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.frontier", description=__doc__.split("\n")[0],
+                                parents=[common_options(data=False, split=False, batch_size=None, weights=False)])
     p.add_argument("--variants", type=Path, default=VARIANTS)
     p.add_argument("--card", type=Path, default=ASSETS / "MODEL_CARD.md")
     p.add_argument("--figure", type=Path, default=ASSETS / "frontier.png")
-    p.add_argument("--repeats", type=int, default=5, help="timed encode rounds, after one warm-up round")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=positive, default=5, help="timed encode rounds, after one warm-up round")
+    p.set_defaults(device="cpu")
     args = p.parse_args(argv)
+    return run_cli(lambda: redraw(args))
+
+
+def redraw(args: argparse.Namespace) -> None:
     models = {name: load_qkvae(path, args.device) for name, path in shipped_checkpoints(args.variants).items()}
     points = measure(models, SOURCES, args.repeats)
     with atomic_path(args.figure) as staging:
@@ -69,4 +67,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

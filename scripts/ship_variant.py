@@ -1,11 +1,9 @@
 """Ship a training run as a variant of the frontier (a maintainer's tool).
 
     nice -n 5 python -m scripts.ship_variant runs/qkvae-0.1m [--name qkvae-0.1m] [--out assets/variants]
-    nice -n 5 python -m scripts.ship_variant runs/qkvae-0.1m --in-progress   # its latest checkpoint
 
 Copies the run's ``config.json`` and ``model.safetensors`` (which ``qkvae.train`` writes when a
-run finishes) into ``OUT/NAME/``, or, with ``--in-progress``, the model of the run's latest
-checkpoint (read only; the run may go on), measures the variant as ``scripts.frontier`` does (parameters,
+run finishes) into ``OUT/NAME/``; a run that has not finished its recipe is refused. It measures the variant as ``scripts.frontier`` does (parameters,
 encode GFLOP per image, PSNR/SSIM on the STL-10 samples and val, encode images/s) and writes
 ``variant.json`` and a short card, ``README.md``: the recipe (from the run's checkpoint), the
 steps, and the training wall time, the sum of the train log's step times. Every file must stay
@@ -21,13 +19,12 @@ from pathlib import Path
 import torch
 
 from analysis.frontier import Point
-from qkvae import INPUT_ERRORS
 from qkvae.atomic import atomic_write
+from qkvae.cli import run_cli
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import CHECKPOINT_NAME, LOG_NAME
-from qkvae.weights import CONFIG_NAME, WEIGHTS_NAME, load_qkvae, save_qkvae
+from qkvae.weights import CONFIG_NAME, WEIGHTS_NAME, load_qkvae
 from scripts.frontier import SOURCES, VARIANTS, measure
-from scripts.publish import checkpoint_model
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
@@ -73,10 +70,8 @@ def card(name: str, p: Point, t: Training) -> str:
         ("recipe", f"the card's: {r['steps']:,} steps x batch {r['batch_size']}, AdamW, OneCycle peak {r['lr']:g}, "
                    f"seed {r['seed']}, loss L1 + 0.25 MSE + 0.5 Sobel-L1"
                    + (f" + {r['ssim_weight']:g} (1 - SSIM)" if r["ssim_weight"] else "")),
-        ("trained", f"{t.steps_done:,} of {r['steps']:,} steps"
-                    + (" (**in progress**: the run's checkpoint at that step)" if t.steps_done < r["steps"] else "")
-                    + f" ({precision}); {t.step_seconds / 3600:.2f} h of step time (train log), on 2 CPU cores "
-                    "shared with other runs"),
+        ("trained", (f"{t.steps_done:,} of {r['steps']:,} steps ({precision}); {t.step_seconds / 3600:.2f} h of "
+                     "step time (train log), on 2 CPU cores shared with other runs")),
         *((f"{q.source} ({q.images} images)", f"PSNR {q.psnr:.2f} dB, SSIM {q.ssim:.4f}") for q in p.quality),
         ("encode", f"{p.encode_images_per_s:,.0f} images/s (fp32, batch 64, median of interleaved rounds, "
                    "on a shared, loaded 2-core machine: compare ratios, not absolutes)"),
@@ -90,25 +85,21 @@ def card(name: str, p: Point, t: Training) -> str:
             f"--data ../shared/data/stl10-samples --out runs/compare-{name}`.\n")
 
 
-def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] = SOURCES,
-         in_progress: bool = False) -> str:
+def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] = SOURCES) -> str:
     missing = [f for f in (CHECKPOINT_NAME, LOG_NAME) if not (run / f).is_file()]
     if missing:
         raise ShipError(f"{run} is not a training run: no {', '.join(missing)}")
     ckpt = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
     recipe, step = ckpt["recipe"], ckpt["step"]
     finished = step >= recipe["steps"] and (run / WEIGHTS_NAME).is_file()
-    if not finished and not in_progress:
+    if not finished:
         raise ShipError(f"{run} is not finished (checkpoint at step {step:,} of {recipe['steps']:,}); "
-                        "--in-progress ships that checkpoint")
+                        "a variant is shipped from a finished run of the card's recipe")
     training = training_from_log([json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()], recipe, step)
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    if finished:
-        for f in (CONFIG_NAME, WEIGHTS_NAME):
-            atomic_write(folder / f, (run / f).read_bytes())
-    else:
-        save_qkvae(checkpoint_model(ckpt), folder)
+    for f in (CONFIG_NAME, WEIGHTS_NAME):
+        atomic_write(folder / f, (run / f).read_bytes())
     p = measure({name: load_qkvae(folder, "cpu")}, sources, repeats)[0]
     atomic_write(folder / "variant.json", json.dumps({**p.to_json(), "training": asdict(training)}, indent=1) + "\n")
     atomic_write(folder / "README.md", card(name, p, training))
@@ -122,19 +113,12 @@ def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.ship_variant", description=__doc__.split("\n")[0])
     p.add_argument("run", type=Path, help="a training run's folder (runs/NAME)")
-    p.add_argument("--in-progress", action="store_true",
-                   help="ship the latest checkpoint of a run that has not finished (its card says so)")
     p.add_argument("--name", default=None, help="the variant's name (default: the run folder's name)")
     p.add_argument("--out", type=Path, default=VARIANTS)
     p.add_argument("--repeats", type=int, default=5, help="timed encode rounds, after one warm-up round")
     args = p.parse_args(argv)
-    try:
-        print(ship(args.run, args.name or args.run.resolve().name, args.out, args.repeats,
-                   in_progress=args.in_progress))
-    except (*INPUT_ERRORS, ShipError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: print(ship(args.run, args.name or args.run.resolve().name, args.out, args.repeats)),
+                   ShipError)
 
 
 if __name__ == "__main__":

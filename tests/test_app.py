@@ -76,7 +76,7 @@ def test_reconstruct_outputs(app, photo, model):
     assert view.jpeg.shape == (96, 96, 3) and "JPEG q" in view.rate_panel
     assert view.psnr == round(psnr(view.model_input, expected), 2) and view.ssim == round(ssim(view.model_input, expected), 4)
     assert type(view.psnr) is float and type(view.ssim) is float  # numpy scalars reach API clients as strings
-    grid = view.tokens["grid"]
+    grid = view.tokens.grid
     np.testing.assert_array_equal(view.token_map[::10, ::10], plots.token_heatmap(grid, app.studio.config.codebook_size))  # 10 pixels a token
     reference = app.studio.reference
     score = reference.score(view.model_input, grid)
@@ -92,7 +92,7 @@ def test_reconstruct_outputs(app, photo, model):
     digits = fsq.indices_to_digits(grid.ravel(), app.studio.config.levels)
     for k, (frame, n) in enumerate(zip(view.level_charts, app.studio.config.levels, strict=True)):
         np.testing.assert_allclose(frame["share"], np.bincount(digits[:, k], minlength=n) / grid.size)
-    assert view.tokens["name"] == "wide" and "wide.png" in view.opened
+    assert view.tokens.name == "wide" and "wide.png" in view.opened
     np.testing.assert_array_equal(grid.ravel(), model.encode(x[None])[0].numpy())
     assert len(view.values()) == len(app.reconstruct.outputs)  # one output per value
 
@@ -101,7 +101,7 @@ def test_reconstruct_takes_gradio_file_payloads_and_modes(app, photo):
     by_path = _reconstruct(app, str(photo))
     by_payload = _reconstruct(app, {"path": str(photo), "orig_name": "holiday.png"})
     np.testing.assert_array_equal(by_path.reconstruction, by_payload.reconstruction)
-    assert by_payload.tokens["name"] == "holiday" and "holiday.png" in by_payload.opened  # the name given
+    assert by_payload.tokens.name == "holiday" and "holiday.png" in by_payload.opened  # the name given
     padded = _reconstruct(app, str(photo), "pad").model_input
     cropped = _reconstruct(app, str(photo), "center_crop").model_input
     assert (padded[0] == 128).all() and not (cropped[0] == 128).all()  # grey bars above and below
@@ -137,14 +137,14 @@ def test_token_files_and_decoding_round_trip(app, photo, tmp_path, model):
     shown = app.tokens.open_tokens(tokens, 3, 4)
     assert [p.rsplit("/", 1)[1] for p in shown.token_files] == ["wide-tokens.npy", "wide-tokens.json"]
     for path in shown.token_files:
-        np.testing.assert_array_equal(load_tokens(path), tokens["grid"])
-    np.testing.assert_array_equal(shown.grid_view, views.token_grid_view(tokens["grid"], 15360, 3, 4))
+        np.testing.assert_array_equal(load_tokens(path), tokens.grid)
+    np.testing.assert_array_equal(shown.grid_view, views.token_grid_view(tokens.grid, 15360, 3, 4))
     assert "row 3, column 4" in shown.token_info
     np.testing.assert_array_equal(shown.change_view, plots.error_heatmap(np.zeros((96, 96)), views.CHANGE_VMAX))
     again = app.tokens.decode_token_file({"path": shown.token_files[1], "orig_name": "wide-tokens.json"})
-    np.testing.assert_array_equal(again["grid"], tokens["grid"])
-    np.testing.assert_array_equal(again["decoded"], tokens["decoded"])
-    assert again["name"] == "wide"
+    np.testing.assert_array_equal(again.grid, tokens.grid)
+    np.testing.assert_array_equal(again.decoded, tokens.decoded)
+    assert again.name == "wide"
 
 
 def test_wrong_token_files_explain_naming_the_file(app, tmp_path):
@@ -164,7 +164,7 @@ def test_lm_sequence(app, photo):
     tokens = _reconstruct(app, str(photo)).tokens
     text, button = app.tokens.lm_sequence(tokens, 32000)
     saved = json.loads(open(button.value["path"]).read())
-    assert saved["ids"] == lm_sequence(tokens["grid"], 32000).tolist()
+    assert saved["ids"] == lm_sequence(tokens.grid, 32000).tolist()
     lines = text.splitlines()
     assert len(lines) == 1 + 1 + 48 + 1 and lines[1] == str(saved["<img_start>"])
     assert lines[2].split()[-1] == str(saved["<img_newrow>"]) and len(lines[2].split()) == 49
@@ -247,7 +247,7 @@ def test_explore_tab_runs_a_batch_and_opens_an_image_in_the_reconstruct_tab(app,
     np.testing.assert_array_equal(np.asarray(Image.open(path)), result.originals[2])
     opened = _reconstruct(app, path)
     assert opened.psnr == round(result.rows[2].psnr, 2)  # the same image, the same figures
-    assert opened.tokens["name"] == "photo-coffee" and "photo-coffee.png" in opened.opened  # its own name
+    assert opened.tokens.name == "photo-coffee" and "photo-coffee.png" in opened.opened  # its own name
 
 
 def test_explore_tab_explains_refused_uploads_and_clears_the_last_run(app, tmp_path):

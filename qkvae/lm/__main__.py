@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from qkvae import INPUT_ERRORS
+from qkvae.cli import run_cli
 from qkvae.lm.probe import HEADS, ProbeConfig, bits_per_token, sample_images, save_probe
 from qkvae.lm.train_probe import shard_tokens, train_probe, write_training
 
@@ -95,12 +95,7 @@ def train(args: argparse.Namespace) -> str:
 
 def main(argv=None) -> int:
     args = setup_args(argv)
-    try:
-        print(train(args))
-    except INPUT_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: print(train(args)))
 
 
 if __name__ == "__main__":
