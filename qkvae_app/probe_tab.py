@@ -110,7 +110,8 @@ class ProbeTab:
                 button = gr.Button("Sample from the probe LM", variant="primary")
             self.probe_summary = gr.Markdown()
             self.probe_gallery = gr.Gallery(label="Samples from the probe LM, decoded by the app's model",
-                                            columns=MAX_SAMPLES, height=280, object_fit="contain")
+                                            columns=MAX_SAMPLES, height=280, object_fit="contain",
+                                            elem_id="probe-gallery")
         outputs = ProbeView.components(self)
         button.click(ProbeView.handler(self.sample, len(outputs)), [seed, count], outputs, api_name="sample_probe",
                      api_visibility="undocumented", concurrency_limit=1)
