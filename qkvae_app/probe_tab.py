@@ -68,7 +68,8 @@ class ProbeTab:
         if missing is not None:
             raise refuse("No probe LM", missing)
         if self._probe is None:
-            from qkvae.lm.probe import load_probe  # needs transformers: imported only here
+            # needs transformers: imported only here
+            from qkvae.lm.probe import load_probe
 
             self._probe = load_probe(self.folder)
         return self._probe

@@ -3,18 +3,18 @@ the app model's decode of the probe's grids; a missing probe or bad input gets a
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
-
-from qkvae.lm.probe import Probe, ProbeConfig, sample_grids, save_probe  # noqa: E402
-from qkvae_app import gpu  # noqa: E402
-from qkvae_app.probe_tab import PROBE_FOLDER, ProbeTab, probe_note  # noqa: E402
-from qkvae_app.settings import Settings  # noqa: E402
-from qkvae_app.studio import Studio  # noqa: E402
+from qkvae_app import gpu
+from qkvae_app.probe_tab import PROBE_FOLDER, ProbeTab, probe_note
+from qkvae_app.settings import Settings
+from qkvae_app.studio import Studio
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,6 +28,9 @@ def studio(weights_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def probe_folder(tmp_path_factory):
     """A tiny random probe of the card's levels, with the shipped probe's numbers beside it."""
+    pytest.importorskip("transformers")
+    from qkvae.lm.probe import Probe, ProbeConfig, save_probe
+
     folder = save_probe(Probe(ProbeConfig(hidden=16, layers=1, attention_heads=2, intermediate=32, window=64)),
                         tmp_path_factory.mktemp("probe"))
     shutil.copy(PROBE_FOLDER / "comparison.json", folder)
@@ -42,6 +45,8 @@ def test_a_seed_gives_the_same_images_decoded_by_the_apps_model(studio, probe_fo
     assert [caption for _, caption in view.probe_gallery] == ["seed 3, sample 1", "seed 3, sample 2"]
     assert view.probe_summary.startswith("2 samples from seed 3 in ")
     np.testing.assert_array_equal(images, np.stack([image for image, _ in tab.sample(3, 2).probe_gallery]))
+    from qkvae.lm.probe import sample_grids
+
     np.testing.assert_array_equal(images, gpu.decode(sample_grids(tab._probe, 2, 3)))
     assert not np.array_equal(images[:1], np.stack([image for image, _ in tab.sample(4, 1).probe_gallery]))
 
@@ -54,11 +59,11 @@ def test_the_note_reads_the_probes_numbers(probe_folder):
         assert f"{bits[key]:.2f}" in note
 
 
-def test_a_missing_probe_or_bad_input_is_refused_clearly(studio, probe_folder, tmp_path):
+def test_a_missing_probe_or_bad_input_is_refused_clearly(studio, tmp_path):
     assert probe_note(tmp_path) == f"No probe LM in {tmp_path} (missing config.json, model.safetensors, comparison.json)."
     with pytest.raises(gr.Error, match="No probe LM in"):
         ProbeTab(studio, tmp_path).sample(0, 1)
-    tab = ProbeTab(studio, probe_folder)
+    tab = ProbeTab(studio, PROBE_FOLDER)
     with pytest.raises(gr.Error, match="1 to 4"):
         tab.sample(0, 5)
     with pytest.raises(gr.Error, match="whole number"):
@@ -71,3 +76,10 @@ def test_without_transformers_the_note_says_how_to_install_it(monkeypatch):
 
     monkeypatch.setattr(probe_tab.importlib.util, "find_spec", lambda name: None)
     assert probe_note(PROBE_FOLDER) == "The probe LM needs transformers, the lm extra: pip install '.[lm]'."
+
+
+def test_the_app_builds_without_importing_transformers():
+    code = "import sys, qkvae_app.demo, qkvae_app.probe_tab; print('transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
