@@ -25,16 +25,19 @@ def studio(weights_dir, tmp_path_factory):
     gpu._loaded.clear()
 
 
-@pytest.fixture(scope="module")
-def probe_folder(tmp_path_factory):
-    """A tiny random probe of the card's levels, with the shipped probe's numbers beside it."""
+def tiny_probe(folder, **config):
+    """A tiny random probe saved in ``folder``, with the shipped probe's numbers beside it."""
     pytest.importorskip("transformers")
     from qkvae.lm.probe import Probe, ProbeConfig, save_probe
 
-    folder = save_probe(Probe(ProbeConfig(hidden=16, layers=1, attention_heads=2, intermediate=32, window=64)),
-                        tmp_path_factory.mktemp("probe"))
+    save_probe(Probe(ProbeConfig(hidden=16, layers=1, attention_heads=2, intermediate=32, window=64, **config)), folder)
     shutil.copy(PROBE_FOLDER / "comparison.json", folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def probe_folder(tmp_path_factory):
+    return tiny_probe(tmp_path_factory.mktemp("probe"))
 
 
 def test_a_seed_gives_the_same_images_decoded_by_the_apps_model(studio, probe_folder):
@@ -69,6 +72,8 @@ def test_a_missing_probe_or_bad_input_is_refused_clearly(studio, tmp_path):
     with pytest.raises(gr.Error, match="whole number"):
         tab.sample(-1, 1)
     assert tab._probe is None  # refused before loading anything
+    with pytest.raises(gr.Error, match=r"levels \(8, 5, 5, 5\) at 96 px; the app's model has \(8, 8, 8, 6, 5\)"):
+        ProbeTab(studio, tiny_probe(tmp_path / "other", levels=(8, 5, 5, 5))).sample(0, 1)
 
 
 def test_without_transformers_the_note_says_how_to_install_it(monkeypatch):
