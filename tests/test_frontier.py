@@ -123,7 +123,7 @@ def test_every_shipped_asset_is_package_data():
     from qkvae.weights import ASSETS
 
     pyproject = tomllib.loads((ASSETS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
-    declared = {f for pattern in pyproject["package-data"]["qkvae.assets"] for f in ASSETS.glob(pattern)}
-    declared |= {f for pattern in pyproject["package-data"]["qkvae.assets.examples"] for f in (ASSETS / "examples").glob(pattern)}
+    declared = {f for package, patterns in pyproject["package-data"].items() if package.startswith("qkvae.assets")
+                for pattern in patterns for f in ASSETS.joinpath(*package.split(".")[2:]).glob(pattern)}
     shipped = {f for f in ASSETS.rglob("*") if f.is_file() and "__pycache__" not in f.parts}
     assert shipped <= declared, f"not in pyproject's package-data: {sorted(map(str, shipped - declared))}"
