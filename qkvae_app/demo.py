@@ -3,7 +3,7 @@ then wires the flows between tabs, here and nowhere else.
 
 A tab is a class with its handlers and a ``build`` method that lays it out inside ``gr.Tabs``
 and wires its own events (``qkvae_app.reconstruct_tab``, ``tokens_tab``, ``dataset_tab``,
-``explore_tab``, ``compare_tab``); adding one is one class and one line below. Nothing is loaded at import.
+``explore_tab``, ``compare_tab``, ``probe_tab``); adding one is one class and one line below. Nothing is loaded at import.
 """
 
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from qkvae_app.compare_tab import CompareTab
 from qkvae_app.dataset_tab import DatasetTab
 from qkvae_app.explore_tab import MAX_UPLOAD, ExploreTab, open_gallery_image, open_table_row
 from qkvae_app.mcp_tools import Tools
+from qkvae_app.probe_tab import ProbeTab
 from qkvae_app.reconstruct_tab import ReconstructTab
 from qkvae_app.settings import Settings
 from qkvae_app.studio import Studio
@@ -42,6 +43,7 @@ class Demo:
     dataset: DatasetTab
     explore: ExploreTab
     compare: CompareTab
+    probe: ProbeTab
 
 
 def inspect_token(evt: gr.SelectData):
@@ -65,6 +67,7 @@ def build_demo(settings: Settings) -> Demo:
             dataset = DatasetTab(studio).build()
             explore = ExploreTab(studio).build()
             compare = CompareTab(studio).build()
+            probe = ProbeTab(studio).build()
 
         # ---- flows between tabs
         # Reconstruct -> Tokens: a reconstruction's tokens open in the Tokens tab.
@@ -83,4 +86,4 @@ def build_demo(settings: Settings) -> Demo:
         # The typed API and MCP tools (qkvae_app.mcp_tools); the endpoints above stay callable, undocumented.
         Tools(studio).wire(blocks)
     blocks.queue(default_concurrency_limit=2, max_size=64)
-    return Demo(blocks, studio, reconstruct, tokens, dataset, explore, compare)
+    return Demo(blocks, studio, reconstruct, tokens, dataset, explore, compare, probe)

@@ -535,3 +535,20 @@ def test_browser_stress_button_shows_the_curves(anatomy_server, tmp_path):
         expect(rounding).to_have_js_property("naturalWidth", 48)
         page.screenshot(path=tmp_path / "stress.png", full_page=True)
     assert (tmp_path / "stress.png").stat().st_size > 10_000
+
+
+@needs_chromium
+def test_browser_probe_tab_samples_images_with_a_seed(server):
+    pytest.importorskip("transformers")
+    with sync_playwright() as p:
+        browser, page = _page(p, server)
+        try:
+            page.get_by_role("tab", name="LM probe").click()
+            expect(page.locator("body")).to_contain_text("bits per code")
+            page.get_by_role("button", name="Sample from the probe LM").click()
+            expect(page.locator("body")).to_contain_text("2 samples from seed 0 in", timeout=120_000)
+            tiles = page.locator("#probe-gallery img")
+            expect(tiles).to_have_count(2)
+            expect(tiles.first).to_have_js_property("naturalWidth", 96)
+        finally:
+            browser.close()
