@@ -11,7 +11,7 @@ from analysis.frontier import (SECTION_END, SECTION_START, Point, frontier_figur
 from conftest import TINY_CONFIG, smooth_photos
 from qkvae import QKVAE, QKVAEConfig, load_qkvae, train
 from qkvae.flops import flops_per_image
-from scripts import frontier, ship_variant
+from scripts import ship_variant
 
 
 def conv_macs(c: QKVAEConfig) -> tuple[int, int]:
@@ -80,16 +80,11 @@ def unfinished_run(finished_run, tmp_path):
     return run
 
 
-def test_an_unfinished_run_is_refused_unless_in_progress(unfinished_run, photos, tmp_path, capsys):
+def test_an_unfinished_run_is_refused(unfinished_run, tmp_path, capsys):
     assert ship_variant.main([str(unfinished_run), "--out", str(tmp_path / "out")]) == 2
-    assert "not finished (checkpoint at step 2 of 3); --in-progress" in capsys.readouterr().err
-    ship_variant.ship(unfinished_run, "qkvae-half", tmp_path, 1, {"photos": str(photos)}, in_progress=True)
-    folder = tmp_path / "qkvae-half"
-    assert "2 of 3 steps (**in progress**" in (folder / "README.md").read_text()
-    ckpt = torch.load(unfinished_run / "checkpoint.pt", weights_only=True)
-    model = load_qkvae(folder, "cpu")
-    assert all(torch.equal(v, ckpt["model"][k]) for k, v in model.state_dict().items())
-    assert frontier.variant_label(folder) == "qkvae-half (step 2 of 3)"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not finished (checkpoint at step 2 of 3)" in err
+    assert not (tmp_path / "out").exists()
     assert ship_variant.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 2
     assert "not a training run: no checkpoint.pt, train_log.jsonl" in capsys.readouterr().err
 
@@ -122,8 +117,8 @@ def test_every_shipped_asset_is_package_data():
 
     from qkvae.weights import ASSETS
 
-    pyproject = tomllib.loads((ASSETS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
-    declared = {f for package, patterns in pyproject["package-data"].items() if package.startswith("qkvae.assets")
-                for pattern in patterns for f in ASSETS.joinpath(*package.split(".")[2:]).glob(pattern)}
+    setuptools = tomllib.loads((ASSETS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = {f for package, patterns in setuptools["package-data"].items() if package.startswith("qkvae.assets")
+                for pattern in patterns for f in (ASSETS.parent / setuptools["package-dir"][package]).glob(pattern)}
     shipped = {f for f in ASSETS.rglob("*") if f.is_file() and "__pycache__" not in f.parts}
     assert shipped <= declared, f"not in pyproject's package-data: {sorted(map(str, shipped - declared))}"
