@@ -19,10 +19,10 @@ import numpy as np
 import ray
 import torch
 
-from qkvae.sources import ImageSource, Skipped
+from qkvae.sources import ImageSource
 from qkvae.stream import Chunk, ChunkRunner, SetReconstruction, read_chunk, spans
 from qkvae.tokenize_engine import EngineError, names_sha256, reopen_source
-from qkvae.tokenize_ray import absolute, chunk_rows, cpus_per_worker, start_ray
+from qkvae.tokenize_ray import absolute, chunk_rows, cpus_per_worker, skip_columns, skipped_of, start_ray
 from qkvae.weights import load_qkvae
 
 
@@ -45,13 +45,8 @@ class RayRunner:
 def rows_of(r: SetReconstruction) -> dict[str, np.ndarray]:
     """A chunk's result as one row per input, in input order; skipped inputs have a reason."""
     chunk = r.chunk
-    n = chunk.stop - chunk.start
-    ok = np.ones(n, bool)
-    ok[[s.index - chunk.start for s in r.skipped]] = False
-    names, reasons = np.empty(n, object), np.full(n, "", object)
-    names[ok] = r.names
-    for s in r.skipped:
-        names[s.index - chunk.start], reasons[s.index - chunk.start] = s.name, s.reason
+    ok, names, reasons = skip_columns(chunk, r.names, r.skipped)
+    n = len(ok)
     rows = {"index": np.arange(chunk.start, chunk.stop), "name": names, "reason": reasons}
     for field in ("originals", "indices", "reconstructions", "psnr", "ssim"):
         values = getattr(r, field)
@@ -63,9 +58,7 @@ def rows_of(r: SetReconstruction) -> dict[str, np.ndarray]:
 
 def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk) -> SetReconstruction:
     """The inverse of ``rows_of`` (labels are not carried: evaluation does not read them)."""
-    ok = rows["reason"] == ""
-    skipped = [Skipped(str(name), str(reason), int(i))
-               for i, name, reason in zip(rows["index"][~ok], rows["name"][~ok], rows["reason"][~ok], strict=True)]
+    ok, skipped = skipped_of(rows, rows["name"])
     names = [str(x) for x in rows["name"][ok]]
     return SetReconstruction(names, [None] * len(names), rows["originals"][ok], rows["indices"][ok],
                              rows["reconstructions"][ok], rows["psnr"][ok], rows["ssim"][ok], skipped, chunk)

@@ -59,17 +59,32 @@ class RayTokenizer:
         return rows_of(t)
 
 
+def skip_columns(chunk: Chunk, names: list[str], skipped: list[Skipped]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A chunk's inputs as Ray row columns: which were read (``ok``), every input's name, and
+    the reason of each skipped one (empty for the others)."""
+    n = chunk.stop - chunk.start
+    ok = np.ones(n, bool)
+    ok[[s.index - chunk.start for s in skipped]] = False
+    column, reasons = np.empty(n, object), np.full(n, "", object)
+    column[ok] = names
+    for s in skipped:
+        column[s.index - chunk.start], reasons[s.index - chunk.start] = s.name, s.reason
+    return ok, column, reasons
+
+
+def skipped_of(rows: dict[str, np.ndarray], names: np.ndarray) -> tuple[np.ndarray, list[Skipped]]:
+    """The inverse of ``skip_columns``: which rows were read, and the skipped ones' records."""
+    ok = rows["reason"] == ""
+    return ok, [Skipped(str(name), str(reason), int(i))
+                for i, name, reason in zip(rows["index"][~ok], names[~ok], rows["reason"][~ok], strict=True)]
+
+
 def rows_of(t: TokenizedChunk) -> dict[str, np.ndarray]:
     """A tokenized chunk as one row per input, in input order; skipped inputs have a reason."""
-    n = t.chunk.stop - t.chunk.start
-    ok = np.ones(n, bool)
-    ok[[s.index - t.chunk.start for s in t.skipped]] = False
+    ok, names, reasons = skip_columns(t.chunk, t.names, t.skipped)
+    n = len(ok)
     tokens = np.zeros((n, t.tokens.shape[1]), np.uint16)
     tokens[ok] = t.tokens
-    names, reasons = np.empty(n, object), np.full(n, "", object)
-    names[ok] = t.names
-    for s in t.skipped:
-        names[s.index - t.chunk.start], reasons[s.index - t.chunk.start] = s.name, s.reason
     labels, has_label = np.zeros(n, np.int64), np.zeros(n, bool)  # a label may be None, or -1 as a value
     has_label[ok] = [x is not None for x in t.labels]
     labels[has_label] = [x for x in t.labels if x is not None]
@@ -84,9 +99,7 @@ def rows_of(t: TokenizedChunk) -> dict[str, np.ndarray]:
 
 def chunk_of(rows: dict[str, np.ndarray], chunk: Chunk) -> TokenizedChunk:
     """The inverse of ``rows_of``."""
-    ok = rows["reason"] == ""
-    skipped = [Skipped(str(name), str(reason), int(i))
-               for i, name, reason in zip(rows["index"][~ok], rows["image_id"][~ok], rows["reason"][~ok], strict=True)]
+    ok, skipped = skipped_of(rows, rows["image_id"])
     metrics = {k: v[ok] for k, v in rows.items() if k in METRIC_COLUMNS}
     labels = [int(x) if has else None for x, has in zip(rows["label"][ok], rows["has_label"][ok], strict=True)]
     return TokenizedChunk(chunk, [str(x) for x in rows["image_id"][ok]], rows["tokens"][ok], labels, metrics, skipped)
