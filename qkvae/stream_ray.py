@@ -21,8 +21,8 @@ import torch
 
 from qkvae.sources import ImageSource
 from qkvae.stream import Chunk, ChunkRunner, SetReconstruction, read_chunk, spans
-from qkvae.tokenize_engine import EngineError, names_sha256, reopen_source
-from qkvae.tokenize_ray import absolute, chunk_rows, cpus_per_worker, skip_columns, skipped_of, start_ray
+from qkvae.tokenize_engine import names_sha256, reopen_source
+from qkvae.tokenize_ray import absolute, chunk_rows, cpus_per_worker, skip_columns, ray_session, skipped_of
 from qkvae.weights import load_qkvae
 
 
@@ -70,8 +70,7 @@ def ray_stream(source: ImageSource, spec: str, split: str | None, weights: str |
     """The pass over ``source`` (opened from ``spec`` and ``split``, which every worker opens
     again) on Ray, a ``SetReconstruction`` per chunk of ``batch_size`` inputs, in order."""
     todo = list(spans(0, len(source), batch_size))
-    started = start_ray(address)
-    try:
+    with ray_session(address):
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
@@ -85,9 +84,3 @@ def ray_stream(source: ImageSource, spec: str, split: str | None, weights: str |
                                  threads))
         for chunk, rows in chunk_rows(passed.iter_batches(batch_size=None, batch_format="numpy"), todo):
             yield chunk_of(rows, chunk)
-    except ray.exceptions.RayError as e:  # a worker's error arrives wrapped in Ray's traceback
-        lines = [line for line in str(e).splitlines() if line.strip()]
-        raise EngineError(f"the Ray job failed: {lines[-1] if lines else e.__class__.__name__}") from None
-    finally:
-        if started:
-            ray.shutdown()

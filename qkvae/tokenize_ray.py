@@ -21,6 +21,7 @@ one, the run joins that cluster (``ray start --head`` on one machine, ``ray star
 on the others).
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -118,6 +119,21 @@ def start_ray(address: str | None) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def ray_session(address: str | None):
+    """Ray for one job: started (``start_ray``) and, if this job started it, shut down after; a
+    worker's failure, which arrives wrapped in Ray's traceback, becomes one ``EngineError`` line."""
+    started = start_ray(address)
+    try:
+        yield
+    except ray.exceptions.RayError as e:
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        raise EngineError(f"the Ray job failed: {lines[-1] if lines else e.__class__.__name__}") from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def absolute(path: str | None) -> str | None:
     """A local path made absolute, since workers may run elsewhere; anything else as it is."""
     return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
@@ -137,8 +153,7 @@ def run_ray(run) -> RunCounts:
     todo = list(chunks(run.pending, o.batch_size))
     if not todo:
         return run.assembler.counts
-    started = start_ray(o.ray_address)
-    try:
+    with ray_session(o.ray_address):
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
@@ -158,12 +173,6 @@ def run_ray(run) -> RunCounts:
             for chunk, rows in chunk_rows(blocks, todo):
                 run.assembler.add(chunk_of(rows, chunk))
                 bar.update(chunk.stop - chunk.start)
-    except ray.exceptions.RayError as e:  # a worker's error arrives wrapped in Ray's traceback
-        lines = [line for line in str(e).splitlines() if line.strip()]
-        raise EngineError(f"the Ray job failed: {lines[-1] if lines else e.__class__.__name__}") from None
-    finally:
-        if started:
-            ray.shutdown()
     return run.assembler.counts
 
 
