@@ -29,7 +29,10 @@ pooling dilutes. The score is the larger of the two, each divided by its own 99t
 over the calibration photos, so about 1 means "as unusual as the 1% most unusual photos"; the
 tests are correlated, so nothing here is chi-squared, and the thresholds are empirical: the
 score's 95th and 99th percentiles over the calibration photos are the "unusual" and "out of
-distribution" thresholds. The test with the smallest ``p`` explains the verdict. The
+distribution" thresholds. The five photo-statistic tests (``alone=False``) count in the pooled
+evidence only: as single tests they would raise the strongest test's 99th percentile (one more
+independent chance for a photo to be extreme) and drop images flagged by one token test alone
+(the shipped text and texture examples) below the threshold. The test with the smallest ``p`` explains the verdict. The
 measurements behind these choices are in assets/MODEL_CARD.md ("OOD score").
 
 The per-token map is the same correction made per token: the token's surprisal under the prior
