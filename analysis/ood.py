@@ -12,7 +12,11 @@ Features of an image, all in bits per token (``TESTS`` lists how each is read):
   (a line fit on the calibration photos): the same correction, scaled to the photos' own
   trade-off between the two codes, so it varies far less among photos;
 - ``kl``: the KL divergence of the image's token histogram from the reference's unigram
-  frequencies.
+  frequencies;
+- ``photo_distances``: for each group of cheap image statistics (``analysis.photo_features``:
+  colour, light, spectrum, gradient, coding), the log squared Mahalanobis distance from the
+  training photos' statistics (not in bits). These see photo-like images the token features miss:
+  dark, grey, tinted, enlarged, blurred or damaged photos.
 
 Each test turns one feature into an upper-tail probability ``p`` among held-out calibration
 photos, empirical inside their range and extrapolated beyond their 90th percentile with an
@@ -25,7 +29,10 @@ pooling dilutes. The score is the larger of the two, each divided by its own 99t
 over the calibration photos, so about 1 means "as unusual as the 1% most unusual photos"; the
 tests are correlated, so nothing here is chi-squared, and the thresholds are empirical: the
 score's 95th and 99th percentiles over the calibration photos are the "unusual" and "out of
-distribution" thresholds. The test with the smallest ``p`` explains the verdict. The
+distribution" thresholds. The five photo-statistic tests (``alone=False``) count in the pooled
+evidence only: as single tests they would raise the strongest test's 99th percentile (one more
+independent chance for a photo to be extreme) and drop images flagged by one token test alone
+(the shipped text and texture examples) below the threshold. The test with the smallest ``p`` explains the verdict. The
 measurements behind these choices are in assets/MODEL_CARD.md ("OOD score").
 
 The per-token map is the same correction made per token: the token's surprisal under the prior
@@ -43,8 +50,9 @@ from PIL import Image
 from scipy.stats import rankdata, spearmanr
 
 from analysis.codebook import code_counts
-from qkvae.fsq import as_indices
+from analysis.photo_features import PhotoModel, photo_statistics
 from analysis.prior import ContextPrior
+from qkvae.fsq import as_indices
 
 PNG_LEVEL = 1  # zlib level: the fastest; its ranking of images is what the score needs
 TAIL_FROM = 90  # percentile of the calibration values above which the tail is extrapolated
@@ -64,6 +72,7 @@ class Test:
     upper: bool  # True: high values are unusual; False: low values
     title: str  # a few words for a table row
     reason: str  # why an image far in this tail is flagged, for the verdict
+    alone: bool = True  # whether the test counts as the strongest single test, or in the pooled evidence only
 
 
 TESTS = (
@@ -77,18 +86,32 @@ TESTS = (
          "simpler than any photo: its tokens are more predictable than theirs"),
     Test("complex", "prior_bits", True, "prior bits, high",
          "more complex than photos: its tokens are less predictable than theirs"),
+    Test("colour", "colour", True, "colour statistics, distance from photos'",
+         "colours unlike photos': its saturation, hues or channel correlations are far from theirs", alone=False),
+    Test("light", "light", True, "luminance statistics, distance from photos'",
+         "light unlike photos': its brightness, contrast or dark and bright shares are far from theirs", alone=False),
+    Test("scale", "spectrum", True, "power spectrum, distance from photos'",
+         "detail at a scale unlike photos': its power spectrum is far from theirs (enlarged, blurred, shrunk or tiled)", alone=False),
+    Test("edges", "gradient", True, "gradient statistics, distance from photos'",
+         "edges unlike photos': its share of edges and flat areas is far from theirs", alone=False),
+    Test("grain", "coding", True, "noise and coding statistics, distance from photos'",
+         "grain unlike photos': its noise, compression blocks or number of colours are far from theirs", alone=False),
 )
+
+ALONE = np.array([t.alone for t in TESTS])  # the tests the strongest single test is taken over
 
 
 @dataclass(frozen=True)
 class Features:
     """An image's OOD features, bits per token. ``photo_bits`` is what the prior costs a photo of
-    the same ``png_bits`` (the reference's complexity line)."""
+    the same ``png_bits`` (the reference's complexity line); ``photo_distances`` the log squared
+    Mahalanobis distance of each group of image statistics (``analysis.photo_features.GROUPS``)."""
 
     prior_bits: float
     png_bits: float
     kl: float
     photo_bits: float
+    photo_distances: dict[str, float]
 
     @property
     def complexity_corrected(self) -> float:
@@ -99,7 +122,8 @@ class Features:
         return self.prior_bits - self.photo_bits
 
     def value(self, name: str) -> float:
-        return getattr(self, name)
+        """A feature by name: a field or property, or a group of ``photo_distances``."""
+        return self.photo_distances[name] if name in self.photo_distances else getattr(self, name)
 
 
 @dataclass(frozen=True)
@@ -176,13 +200,14 @@ def local_bits(rgb: np.ndarray, patch: int = PATCH) -> np.ndarray:
 
 
 def image_features(rgb: np.ndarray, indices, prior: ContextPrior, probs, line: tuple[float, float],
-                   surprisal: np.ndarray | None = None) -> Features:
+                   photo_model: PhotoModel, surprisal: np.ndarray | None = None) -> Features:
     """The features of one uint8 image and its token ids; ``line`` = (intercept, slope) of the
-    photos' prior bits against their PNG bits; ``surprisal`` the ids' ``prior.surprisal`` when
-    the caller has it already."""
+    photos' prior bits against their PNG bits; ``photo_model`` the photos' image statistics;
+    ``surprisal`` the ids' ``prior.surprisal`` when the caller has it already."""
     prior_bits = float((prior.surprisal(indices) if surprisal is None else surprisal).mean())
     png = png_bits(rgb, as_indices(indices).size)
-    return Features(prior_bits, png, histogram_kl(indices, probs), line[0] + line[1] * png)
+    return Features(prior_bits, png, histogram_kl(indices, probs), line[0] + line[1] * png,
+                    photo_model.distances(photo_statistics(rgb)))
 
 
 def fit_line(x, y) -> tuple[float, float]:
@@ -227,7 +252,7 @@ class Calibration:
             raise ValueError(f"calibration values must be (n >= {MIN_CALIBRATION}, {len(TESTS)}), got {self.values.shape}")
         object.__setattr__(self, "tails", tuple(_tail(v) for v in self.values.T))
         log_p = np.array([self.log_p(row) for row in self.values])
-        pooled, strongest = np.percentile(-log_p.sum(axis=1), 99), np.percentile(-log_p.min(axis=1), 99)
+        pooled, strongest = np.percentile(-log_p.sum(axis=1), 99), np.percentile(-log_p[:, ALONE].min(axis=1), 99)
         object.__setattr__(self, "scales", (max(float(pooled), 1e-9), max(float(strongest), 1e-9)))
 
     @classmethod
@@ -245,7 +270,8 @@ class Calibration:
 
     def verdict(self, score: float, log_p: np.ndarray) -> Verdict:
         """The label for ``score`` against the thresholds, explained by the test with the smallest p
-        (``log_p``: each test's log10 p, as ``combine`` gives them)."""
+        (``log_p``: each test's log10 p, as ``combine`` gives them), and how far out the image is:
+        on that test among the calibration photos, and the score against the outer threshold."""
         test = TESTS[int(np.argmin(log_p))]
         unusual, outside = self.thresholds
         if score <= unusual:
@@ -254,15 +280,16 @@ class Calibration:
         n = len(self.values)
         where = (f"further out than all {n:,} calibration photos" if 10 ** log_p.min() < 1 / (n + 1)
                  else f"beyond {percentile(log_p.min()):.1f}% of the calibration photos")
-        return Verdict(label, f"{test.reason} ({where})", test.name)
+        how_far = f"score {score:.2f}, {score / outside:.1f} times the out-of-distribution threshold {outside:.2f}"
+        return Verdict(label, f"{test.reason} ({where}; {how_far})", test.name)
 
     def combine(self, tail_values_row) -> tuple[float, np.ndarray]:
         """(combined score, each test's log10 upper-tail p) for one row of ``tail_values``: the
-        larger of the pooled evidence and the strongest single test, each in units of its own
-        99th percentile over the calibration photos."""
+        larger of the pooled evidence (all tests) and the strongest single test (of the ``alone``
+        ones), each in units of its own 99th percentile over the calibration photos."""
         log_p = self.log_p(tail_values_row)
         pooled, strongest = self.scales
-        return max(-float(log_p.sum()) / pooled, -float(log_p.min()) / strongest), log_p
+        return max(-float(log_p.sum()) / pooled, -float(log_p[ALONE].min()) / strongest), log_p
 
 
 def tail_values(features: Features) -> np.ndarray:
@@ -277,12 +304,14 @@ def percentile(log10_p: float) -> float:
 
 @dataclass(frozen=True)
 class OODReference:
-    """Everything the score needs: the context prior, the unigram frequencies, the calibration,
-    the per-token complexity line, and where they came from (the weights' SHA-256 above all)."""
+    """Everything the score needs: the context prior, the unigram frequencies, the photos' image
+    statistics, the calibration, the per-token complexity line, and where they came from (the
+    weights' SHA-256 above all)."""
 
     prior: ContextPrior
     unigram_counts: np.ndarray
     alpha: float
+    photo_model: PhotoModel
     calibration: Calibration
     complexity_line: tuple[float, float]  # (intercept, slope): a photo's prior bits/token given its PNG bits/token
     map_line: tuple[float, float]  # (intercept, slope): a photo token's surprisal given its local bits
@@ -298,7 +327,8 @@ class OODReference:
 
     def score(self, rgb: np.ndarray, indices) -> OODScore:
         """Score one uint8 (H, W, 3) image with its token ids."""
-        return self.score_features(image_features(rgb, indices, self.prior, self.probs, self.complexity_line))
+        return self.score_features(image_features(rgb, indices, self.prior, self.probs, self.complexity_line,
+                                                  self.photo_model))
 
     def score_features(self, features: Features) -> OODScore:
         score, log_p = self.calibration.combine(tail_values(features))
@@ -314,7 +344,7 @@ class OODReference:
     def score_and_map(self, rgb: np.ndarray, indices) -> tuple[OODScore, np.ndarray]:
         """``score`` and ``token_map`` of one image, the prior's surprisal computed once for both."""
         surprisal = self.prior.surprisal(indices)
-        features = image_features(rgb, indices, self.prior, self.probs, self.complexity_line, surprisal)
+        features = image_features(rgb, indices, self.prior, self.probs, self.complexity_line, self.photo_model, surprisal)
         return self.score_features(features), self.token_map(rgb, indices, surprisal)
 
 

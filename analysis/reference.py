@@ -5,7 +5,8 @@
 
 Every image is encoded with the weights. A deterministic ``HOLDOUT_FRACTION`` of ``--data``
 (by a hash of the file name) is held out; the rest, fit to 96x96 with mode "resize" as at
-inference, gives the context prior's counts and the unigram frequencies. The held-out photos
+inference, gives the context prior's counts, the unigram frequencies and the photos' image
+statistics (``analysis.photo_features.PhotoModel``). The held-out photos
 and the ``--calibration`` photos whose names start with ``--calibration-prefix`` (ImageNet's,
 the source of STL-10) give the calibration set, each twice: fit with "resize" (as the app and
 the CLIs do) and as a random square crop covering most of the short side resized to 96x96, the
@@ -17,12 +18,13 @@ Rerun it whenever the weights change (about 5 minutes on 2 CPU cores).
 import argparse
 import hashlib
 import sys
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from analysis.ood import MIN_CALIBRATION, Calibration, OODReference, fit_line, image_features, local_bits, unigram_probabilities
+from analysis.photo_features import PhotoModel, photo_statistics
 from analysis.prior import STRENGTH, ContextPrior, batch_grids, fit_counts
 from qkvae.cli import common_options, run_cli
 from qkvae.atomic import atomic_path
@@ -34,7 +36,9 @@ from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
 
 REFERENCE_PATH = ASSETS / "ood_reference.npz"
 REGENERATE = "python -m analysis.reference --data TRAIN --calibration VAL"
-FORMAT = 2  # version of the file's layout; 1 was the unigram counts file (reference_counts.npz)
+# Version of the file's layout: 1 was the unigram counts file (reference_counts.npz), 2 had no
+# photo statistics (five tests instead of ten).
+FORMAT = 3
 HOLDOUT_FRACTION = 0.15
 # STL-10 is made of ImageNet photos, so ImageNet photos define "in distribution": calibrated on
 # the cats, dogs and BSDS photos as well (two thirds of train/), the thresholds flagged held-out
@@ -86,9 +90,10 @@ def map_line(prior: ContextPrior, rgb: np.ndarray, indices: np.ndarray) -> tuple
     return fit_line(bits, prior.surprisal(batch_grids(indices)).ravel()[::step])
 
 
-def calibrate(prior: ContextPrior, probs, rgb: np.ndarray, indices: np.ndarray) -> tuple[Calibration, tuple[float, float]]:
+def calibrate(prior: ContextPrior, probs, photo_model: PhotoModel, rgb: np.ndarray,
+              indices: np.ndarray) -> tuple[Calibration, tuple[float, float]]:
     """The calibration on photos and their complexity line (prior bits against PNG bits)."""
-    features = [image_features(a, ids, prior, probs, (0.0, 0.0)) for a, ids in zip(rgb, indices, strict=True)]
+    features = [image_features(a, ids, prior, probs, (0.0, 0.0), photo_model) for a, ids in zip(rgb, indices, strict=True)]
     line = fit_line([f.png_bits for f in features], [f.prior_bits for f in features])
     features = [replace(f, photo_bits=line[0] + line[1] * f.png_bits) for f in features]
     return Calibration.fit(features), line
@@ -108,14 +113,15 @@ def build_reference(model, data, calibration, prefix: str = CALIBRATION_PREFIX,
     prior = ContextPrior(levels, tuple(t.astype(np.int32) for t in fit_counts(fit_ids, levels)), STRENGTH)
     unigram = np.bincount(fit_ids.ravel(), minlength=model.config.codebook_size).astype(np.int64)
     probs = unigram_probabilities(unigram, ALPHA)
+    photo_model = PhotoModel.fit(np.array([photo_statistics(a) for a in fit_rgb]))
     cal_rgb = np.concatenate([held_rgb, extra_rgb])
     if len(cal_rgb) < MIN_CALIBRATION:
         raise SourceError(f"only {len(cal_rgb)} calibration images (each held-out or --calibration photo gives two); "
                           f"the calibration needs at least {MIN_CALIBRATION}")
     cal_ids = encode_images(model, cal_rgb, batch_size, desc="calibrating")
-    fitted_calibration, complexity_line = calibrate(prior, probs, cal_rgb, cal_ids)
+    fitted_calibration, complexity_line = calibrate(prior, probs, photo_model, cal_rgb, cal_ids)
     return OODReference(
-        prior=prior, unigram_counts=unigram, alpha=ALPHA, calibration=fitted_calibration,
+        prior=prior, unigram_counts=unigram, alpha=ALPHA, photo_model=photo_model, calibration=fitted_calibration,
         complexity_line=complexity_line,
         map_line=map_line(prior, cal_rgb, cal_ids), num_images=len(fit_rgb), data_name=Path(data).name,
         calibration_name=f"{prefix}* of {Path(data).name} held out + {Path(calibration).name}",
@@ -131,6 +137,7 @@ def save_reference(reference: OODReference, path) -> Path:
         np.savez_compressed(f, format=FORMAT, levels=np.asarray(prior.levels), strength=prior.strength,
             **{f"prior_counts_{k}": c.astype(np.int32) for k, c in enumerate(prior.counts)},
             unigram_counts=reference.unigram_counts.astype(np.int32), alpha=reference.alpha,
+            **{f"photo_{k}": v for k, v in asdict(reference.photo_model).items()},
             calibration_values=reference.calibration.values,
             thresholds=np.asarray(reference.calibration.thresholds),
             complexity_line=np.asarray(reference.complexity_line), map_line=np.asarray(reference.map_line),
@@ -149,9 +156,10 @@ def _read(path: Path) -> dict:
             raw = {k: f[k] for k in f.files}
     except (OSError, ValueError) as e:
         raise ReferenceFileError(f"{path} is not an OOD reference file ({e})") from None
-    if raw.get("format", np.array(1)).item() != FORMAT:
-        raise ReferenceFileError(f"{path} was written by another version of analysis.reference; "
-                                 f"rebuild it with `{REGENERATE}`")
+    version = raw.get("format", np.array(1)).item()
+    if version != FORMAT:
+        raise ReferenceFileError(f"{path} is an OOD reference of format {version}, written by another version of "
+                                 f"analysis.reference; this one reads format {FORMAT}: regenerate it with `{REGENERATE}`")
     return {k: v.item() if v.ndim == 0 else v for k, v in raw.items()}
 
 
@@ -167,9 +175,11 @@ def load_reference(path=None, weights_sha256: str | None = None) -> OODReference
     try:
         levels = tuple(int(n) for n in raw["levels"])
         prior = ContextPrior(levels, tuple(raw[f"prior_counts_{k}"] for k in range(len(levels))), float(raw["strength"]))
+        photo_model = PhotoModel(**{f.name: np.asarray(raw[f"photo_{f.name}"], np.float64) for f in fields(PhotoModel)})
         calibration = Calibration(np.asarray(raw["calibration_values"], np.float64), tuple(map(float, raw["thresholds"])))
         return OODReference(
-            prior=prior, unigram_counts=raw["unigram_counts"], alpha=float(raw["alpha"]), calibration=calibration,
+            prior=prior, unigram_counts=raw["unigram_counts"], alpha=float(raw["alpha"]), photo_model=photo_model,
+            calibration=calibration,
             complexity_line=tuple(map(float, raw["complexity_line"])), map_line=tuple(map(float, raw["map_line"])), num_images=int(raw["num_images"]),
             data_name=str(raw["data_name"]), calibration_name=str(raw["calibration_name"]),
             weights_name=str(raw["weights_name"]), weights_sha256=str(raw["weights_sha256"]),

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from analysis.ood import histogram_kl, local_bits, png_bits
+from analysis.photo_features import photo_statistics
 from analysis.reference import REFERENCE_PATH, load_reference, weights_fingerprint
 from qkvae.image import load_image, to_uint8
 from qkvae.weights import ASSETS, load_qkvae
@@ -39,6 +40,7 @@ def stages(model, reference, x: torch.Tensor) -> dict:
         "prior surprisal": lambda: reference.prior.surprisal(indices),
         "png bits": lambda: png_bits(rgb, indices.size),
         "histogram KL": lambda: histogram_kl(indices, reference.probs),
+        "photo statistics and their distances": lambda: reference.photo_model.distances(photo_statistics(rgb)),
         "score (all of the above + combination)": lambda: reference.score(rgb, indices),
         "token map": lambda: reference.token_map(rgb, indices),
         "local bits (part of the map)": lambda: local_bits(rgb),

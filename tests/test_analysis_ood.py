@@ -10,20 +10,24 @@ from analysis.ood import (IN_DISTRIBUTION, OUT_OF_DISTRIBUTION, TAIL_FROM, TESTS
                           OODScore, auroc, fpr_at_tpr, histogram_kl, local_bits, map_error_correlation, png_bits,
                           tail_values, unigram_probabilities, upper_tail_log10_p)
 from analysis.ood import _tail as tail_of
+from analysis.photo_features import GROUPS
 
 
 LINE = (1.7, 0.14)  # a photo's prior bits against its PNG bits
 
 
-def features(prior_bits: float, png: float, kl: float) -> Features:
-    return Features(prior_bits, png, kl, LINE[0] + LINE[1] * png)
+TYPICAL = {group: float(np.log(len(names))) for group, names in GROUPS.items()}  # a photo's squared distance: about its dimension
+
+
+def features(prior_bits: float, png: float, kl: float, distances: dict | None = None) -> Features:
+    return Features(prior_bits, png, kl, LINE[0] + LINE[1] * png, {**TYPICAL, **(distances or {})})
 
 
 def photo_like_features(n: int = 400, seed: int = 0) -> list[Features]:
     rng = np.random.default_rng(seed)
     png = rng.normal(63, 8, n)
-    return [features(float(LINE[0] + LINE[1] * b + rng.normal(0, 0.4)), float(b), float(rng.normal(2.3, 0.3)))
-            for b in png]
+    return [features(float(LINE[0] + LINE[1] * b + rng.normal(0, 0.4)), float(b), float(rng.normal(2.3, 0.3)),
+                     {g: float(np.log(rng.chisquare(len(names)))) for g, names in GROUPS.items()}) for b in png]
 
 
 def test_png_and_local_bits_rank_flat_below_noise(rgb):
@@ -83,24 +87,30 @@ def test_verdicts_name_the_feature_that_drove_them():
     text = features(11.0, 30.0, 2.3)  # unpredictable tokens for its few pixel bits
     mix = features(10.5, 63.0, 9.0)
     noise = features(18.0, 120.0, 2.3)
-    for f, name in ((smooth, "simple"), (text, "excess"), (mix, "token_mix"), (noise, "complex")):
+    dark = features(10.5, 63.0, 2.3, {"light": np.log(200.0)})
+    enlarged = features(10.5, 63.0, 2.3, {"spectrum": np.log(150.0)})
+    for f, name in ((smooth, "simple"), (text, "excess"), (mix, "token_mix"), (noise, "complex"), (dark, "light"),
+                    (enlarged, "scale")):
         v = cal.verdict(*cal.combine(tail_values(f)))
         assert (v.label, v.feature) == (OUT_OF_DISTRIBUTION, name)
         assert next(t.reason for t in TESTS if t.name == name) in v.explanation
         assert "further out than all 400 calibration photos" in v.explanation
     assert cal.verdict(*cal.combine(tail_values(typical))).label in (IN_DISTRIBUTION, UNUSUAL)
     assert cal.verdict(0.0, np.zeros(len(TESTS))).label == IN_DISTRIBUTION
-    v = cal.verdict(cal.thresholds[0] + 0.01, np.log10([0.5, 0.5, 0.004, 0.5, 0.5]))
+    v = cal.verdict(cal.thresholds[0] + 0.01, np.log10([0.5, 0.5, 0.004] + [0.5] * (len(TESTS) - 3)))
     assert v.label == UNUSUAL and v.feature == "token_mix" and "beyond 99.6% of the calibration photos" in v.explanation
+    far = cal.verdict(3 * cal.thresholds[1], np.log10([1e-9] * len(TESTS)))
+    assert far.label == OUT_OF_DISTRIBUTION and "3.0 times the out-of-distribution threshold" in far.explanation
 
 
 def test_ood_score_json():
-    v = Calibration.fit(photo_like_features()).verdict(50.0, np.log10([1e-6, 0.5, 0.5, 0.5, 0.5]))
+    v = Calibration.fit(photo_like_features()).verdict(50.0, np.log10([1e-6] + [0.5] * (len(TESTS) - 1)))
     s = OODScore(5.0, features(10.0, 30.0, 3.0), {t.name: 50.0 for t in TESTS}, v)
     out = json.loads(json.dumps(s.to_json()))
     assert out["score"] == 5.0
     assert out["features"]["complexity_corrected"] == -20.0
     assert out["features"]["excess_bits"] == pytest.approx(10.0 - (1.7 + 0.14 * 30))
+    assert out["features"]["photo_distances"] == TYPICAL
     assert out["verdict"] == {"label": OUT_OF_DISTRIBUTION, "explanation": v.explanation, "feature": "complexity"}
 
 

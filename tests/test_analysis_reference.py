@@ -74,6 +74,9 @@ def test_missing_broken_and_outdated_files_are_refused(tmp_path):
     np.savez(tmp_path / "old.npz", counts=np.arange(5), ood_thresholds=np.array([4.2, 5.3]))  # the unigram file
     with pytest.raises(ReferenceFileError, match="another version"):
         load_reference(tmp_path / "old.npz")
+    np.savez(tmp_path / "v2.npz", format=2, levels=np.array([8, 8, 8, 6, 5]))  # five tests, no photo statistics
+    with pytest.raises(ReferenceFileError, match=f"format 2.*reads format {FORMAT}: regenerate it with"):
+        load_reference(tmp_path / "v2.npz")
     np.savez(tmp_path / "partial.npz", format=FORMAT, levels=np.array([8, 8, 8, 6, 5]))
     with pytest.raises(ReferenceFileError, match="not a complete"):
         load_reference(tmp_path / "partial.npz")
