@@ -83,6 +83,6 @@ def build_demo(settings: Settings) -> Demo:
         # Explore -> Compare: the images uploaded in Explore, compared under A and B.
         compare.upload_event(explore.upload)
         # The typed API and MCP tools (qkvae_app.mcp_tools); the endpoints above stay callable, undocumented.
-        Tools(studio).wire(blocks)
+        Tools(studio, compare.cache).wire(blocks)
     blocks.queue(default_concurrency_limit=2, max_size=64)
     return Demo(blocks, studio, reconstruct, tokens, dataset, explore, compare, probe)
