@@ -30,7 +30,7 @@ import torch
 from analysis import evaluate
 from analysis.reference import load_reference
 from analysis.report import image_summary
-from bench.inference import write_json
+from bench import cli
 from qkvae.image import to_tensor
 from qkvae.pipeline import load_fitted, reconstruct_set
 from qkvae.sources import open_source
@@ -115,21 +115,17 @@ def markdown(r: dict) -> str:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.split("\n")[0])
+    p = cli.parser("bench.evaluate", __doc__)
     p.add_argument("--data", default="../shared/data/val", help="an image folder (its first --images files)")
     p.add_argument("--images", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--weights", default=None)
     p.add_argument("--repeats", type=int, default=3, help="timed rounds, after one warm-up round")
-    p.add_argument("--json", help="also write the raw results here")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
-    args = setup_args(argv)
-    result = run(args)
-    print(markdown(result))
-    write_json(args.json, result)
+    cli.main(setup_args, run, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ and at its end.
 """
 
 import argparse
-import json
 import re
 import resource
 import statistics
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from bench import cli
 from bench.inference import interleaved_medians, under_precision
 from qkvae.sources import open_source
 from qkvae.tokenize import DEFAULT_WORKERS
@@ -182,7 +182,7 @@ def markdown(r: dict) -> str:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.tokenize", description=__doc__.split("\n")[0])
+    p = cli.parser("bench.tokenize", __doc__)
     p.add_argument("--data", default="../shared/data/train")
     p.add_argument("--images", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=64)
@@ -190,16 +190,11 @@ def setup_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="as qkvae.tokenize's (Ray: at least 1)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rss-images", type=int, default=128, help="N for the peak-RSS run (N and 10N images)")
-    p.add_argument("--json", help="also write the raw results here")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
-    args = setup_args(argv)
-    result = run(args)
-    print(markdown(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    cli.main(setup_args, run, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ on the others).
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,16 @@ def start_ray(address: str | None) -> bool:
     return True
 
 
+def root_error(text: str) -> str | None:
+    """The line naming the first exception of a worker's traceback, as a Ray error's text carries it:
+    a chained traceback lists the root cause first, and Ray Data chains its own exception (and a
+    note on retries) after it."""
+    root = re.split(r"^(?:The above exception was the direct cause|During handling of the above exception)",
+                    text, maxsplit=1, flags=re.MULTILINE)[0]
+    lines = [line.strip() for line in root.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None):
     """Ray for one job: started (``start_ray``) and, if this job started it, shut down after; a
@@ -127,8 +138,7 @@ def ray_session(address: str | None):
     try:
         yield
     except ray.exceptions.RayError as e:
-        lines = [line for line in str(e).splitlines() if line.strip()]
-        raise EngineError(f"the Ray job failed: {lines[-1] if lines else e.__class__.__name__}") from None
+        raise EngineError(f"the Ray job failed: {root_error(str(e)) or e.__class__.__name__}") from None
     finally:
         if started:
             ray.shutdown()

@@ -94,6 +94,12 @@ def _resolve(path) -> tuple[Path, Path | None]:
     return path, config if config.is_file() else None
 
 
+def weights_sha256(path=None) -> str:
+    """The SHA-256 of the weights file ``load_qkvae(path)`` would read (its ``weights_file.sha256``),
+    without loading it: what names a checkpoint in a cache of loaded models."""
+    return file_sha256(_resolve(path)[0])
+
+
 def _read_config(config_path: Path | None) -> QKVAEConfig:
     if config_path is None:
         return QKVAEConfig()

@@ -29,7 +29,7 @@ from analysis.compare import CompareError
 from qkvae import QKVAE, WeightsError, load_qkvae
 from qkvae.atomic import atomic_path
 from qkvae.hub import is_hub_ref
-from qkvae.weights import ASSETS, CONFIG_NAME, WEIGHTS_NAME, _read_config, file_sha256
+from qkvae.weights import ASSETS, CONFIG_NAME, WEIGHTS_NAME, _read_config, file_sha256, weights_sha256
 from qkvae_app import files
 
 VARIANTS = ASSETS / "variants"
@@ -113,6 +113,14 @@ class CheckpointCache:
     def __len__(self) -> int:
         return len(self._models)
 
+    def _cached(self, sha256: str) -> QKVAE | None:
+        """The model of the weights ``sha256`` when the cache holds it (now the most recently used)."""
+        with self._lock:
+            model = self._models.get(sha256)
+            if model is not None:
+                self._models.move_to_end(sha256)
+            return model
+
     def _keep(self, sha256: str, model: QKVAE) -> QKVAE:
         with self._lock:
             model = self._models.setdefault(sha256, model)
@@ -122,10 +130,13 @@ class CheckpointCache:
         return model
 
     def load(self, name: str, spec: str, image_size: int) -> CheckpointB:
-        """Load B from ``spec`` (a folder or an hf:// reference), check that it takes ``image_size``
-        px images (A's), cache it; returns what the page shows of it."""
+        """B from ``spec`` (a folder or an hf:// reference): the cached model when the cache holds
+        its weights (by their SHA-256), else loaded; checked to take ``image_size`` px images (A's)
+        and cached. Returns what the page shows of it."""
         _check_size(spec)
-        model = load_qkvae(spec, self.device)
+        model = self._cached(weights_sha256(spec))
+        if model is None:
+            model = load_qkvae(spec, self.device)
         if model.config.image_size != image_size:
             raise CompareError(f"B takes {model.config.image_size} px images and A {image_size} px: they cannot "
                                "be compared on the same inputs")
@@ -135,11 +146,9 @@ class CheckpointCache:
 
     def model(self, b: CheckpointB) -> QKVAE:
         """B's model: from the cache, or loaded again from its spec when it was dropped."""
-        with self._lock:
-            model = self._models.get(b.sha256)
-            if model is not None:
-                self._models.move_to_end(b.sha256)
-                return model
+        model = self._cached(b.sha256)
+        if model is not None:
+            return model
         model = load_qkvae(b.spec, self.device)
         if model.weights_file.sha256 != b.sha256:
             raise WeightsError(f"the weights at {b.spec} changed since B was chosen: choose B again")

@@ -71,8 +71,7 @@ def build_demo(settings: Settings) -> Demo:
 
         # ---- flows between tabs
         # Reconstruct -> Tokens: a reconstruction's tokens open in the Tokens tab.
-        reconstruct.event.success(tokens.open_event, [shown_tokens, tokens.row, tokens.col], tokens.outputs,
-                                  api_name="open_tokens")
+        tokens.open_on(reconstruct.event.success, api_name="open_tokens")
         # Reconstruct -> Tokens: a click on a map opens that token.
         gr.on([reconstruct.token_map.select, reconstruct.error_map.select, reconstruct.ood_map.select],
               inspect_token, None, [tokens.row, tokens.col, tabs], api_visibility="undocumented")
@@ -84,6 +83,6 @@ def build_demo(settings: Settings) -> Demo:
         # Explore -> Compare: the images uploaded in Explore, compared under A and B.
         compare.upload_event(explore.upload)
         # The typed API and MCP tools (qkvae_app.mcp_tools); the endpoints above stay callable, undocumented.
-        Tools(studio).wire(blocks)
+        Tools(studio, compare.cache).wire(blocks)
     blocks.queue(default_concurrency_limit=2, max_size=64)
     return Demo(blocks, studio, reconstruct, tokens, dataset, explore, compare, probe)

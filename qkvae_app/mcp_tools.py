@@ -1,20 +1,25 @@
 """The app's typed API, which is also its MCP server's tool list: tokenize, decode, reconstruct,
 stress and compare one image.
 
-``Tools(studio)`` holds them as plain methods with type hints and a docstring whose ``Args:``
+``Tools(studio, cache)`` holds them as plain methods with type hints and a docstring whose ``Args:``
 lines Gradio turns into the API page's entry and the MCP tool's description and input schema;
 ``wire`` registers each with ``gr.api`` and leaves every other endpoint of the page (the tabs'
 clicks, timers and helpers) callable but undocumented, so the API page and MCP list these five
 only. An image comes in as a file (over MCP an http(s) URL or a ``data:image/...;base64,`` URI)
 and is fit to the model's square as the Reconstruct tab fits it; one goes out as a PNG (over
 MCP an image content and its URL). Ids are the grid, ``grid_size`` rows of ``grid_size`` ids
-(48 x 48 for the shipped weights), row by row. The model runs only through ``qkvae_app.gpu``.
+(48 x 48 for the shipped weights), row by row. Scores and summaries go out as JSON text: Gradio
+6.31's MCP server writes every output that is not a file with ``str()`` (a ``gr.JSON`` output, a
+``dict`` annotation or ``structured_output`` alike), which for a dict is Python's repr, not JSON.
+The model runs only through ``qkvae_app.gpu``; ``compare_image`` takes checkpoint B from the
+Compare tab's bounded ``CheckpointCache``, so B is loaded once, not on every call.
 
 The tools run outside Gradio's queue (``queue=False``): on that path Gradio 6.31's MCP server
 gives each output its own content, where through the queue it joins a result of several
 outputs into one string.
 """
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -25,11 +30,12 @@ from gradio.data_classes import FileData
 
 from analysis.compare import SHIPPED_NAME, CompareError, checkpoint_name, compare_images
 from analysis.stress import ImageStress
-from qkvae import INPUT_ERRORS, load_qkvae
+from qkvae import WeightsError
 from qkvae.image import RESIZE_MODES, fit_rgb, open_rgb, to_tensor
 from qkvae.stream import FittedImages
 from qkvae.tokens import validate_indices
 from qkvae_app import files, gpu
+from qkvae_app.checkpoints import CheckpointCache
 from qkvae_app.errors import refuse
 from qkvae_app.studio import Studio
 
@@ -51,8 +57,8 @@ def _png(rgb: np.ndarray) -> FileData:
 
 
 class Tools:
-    def __init__(self, studio: Studio):
-        self.studio = studio
+    def __init__(self, studio: Studio, cache: CheckpointCache):
+        self.studio, self.cache = studio, cache
 
     def _fit(self, image, mode: str) -> tuple[np.ndarray, str]:
         """The image as the model takes it: uint8 (size, size, 3), and its name; a clear error otherwise."""
@@ -90,7 +96,7 @@ class Tools:
             raise refuse("Cannot decode these ids", str(e)) from None
         return _png(gpu.decode(grid[None])[0])
 
-    def reconstruct_image(self, image: FileData, mode: Fit = "resize") -> tuple[FileData, dict]:
+    def reconstruct_image(self, image: FileData, mode: Fit = "resize") -> tuple[FileData, str]:
         """Encode an image into tokens and decode it back: what the tokenizer keeps, with its quality and how unusual the image is.
 
         Args:
@@ -98,7 +104,7 @@ class Tools:
             mode: how it is fit: "resize" (stretch), "center_crop" or "pad" (grey borders).
         Returns:
             The reconstruction, a PNG.
-            Its scores: psnr (dB) and ssim against the fitted image; ood_score (higher = less like the photos the model was trained on), verdict (in distribution, unusual or out of distribution) and explanation, or null without the app's OOD reference.
+            Its scores, a JSON object: psnr (dB) and ssim against the fitted image; ood_score (higher = less like the photos the model was trained on), verdict (in distribution, unusual or out of distribution) and explanation, or null without the app's OOD reference.
         """
         rgb, _ = self._fit(image, mode)
         report = gpu.analyze(to_tensor(rgb).numpy())
@@ -107,21 +113,21 @@ class Tools:
                   "ood_score": None if ood is None else ood.score,
                   "verdict": None if ood is None else ood.verdict.label,
                   "explanation": None if ood is None else ood.verdict.explanation}
-        return _png(report.reconstruction), scores
+        return _png(report.reconstruction), json.dumps(scores)
 
-    def stress_image(self, image: FileData, mode: Fit = "resize") -> dict:
+    def stress_image(self, image: FileData, mode: Fit = "resize") -> str:
         """Stress-test the tokenizer on one image: how its reconstruction and tokens respond to scale, shift, corruption, quantization and token noise (about 150 encodes and decodes, seeded by the image's name).
 
         Args:
             image: the image (PNG, JPEG, WebP...), any size; it is fit to the model's square (96x96 px for the shipped weights).
             mode: how it is fit: "resize" (stretch), "center_crop" or "pad" (grey borders).
         Returns:
-            The curves, summarised: psnr (clean, dB); scale (zoom factor -> PSNR); shift (pixels -> share of tokens unchanged); corruption (name -> PSNR and share of tokens changed at severities 1 to 5); quantization (PSNR of the ids and of the unrounded latent); token_noise ("digit" or "random" and the share of tokens hit -> PSNR).
+            The curves, summarised in a JSON object: psnr (clean, dB); scale (zoom factor -> PSNR); shift (pixels -> share of tokens unchanged); corruption (name -> PSNR and share of tokens changed at severities 1 to 5); quantization (PSNR of the ids and of the unrounded latent); token_noise ("digit" or "random" and the share of tokens hit -> PSNR).
         """
         rgb, name = self._fit(image, mode)
-        return stress_summary(gpu.stress(rgb, name))
+        return json.dumps(stress_summary(gpu.stress(rgb, name)))
 
-    def compare_image(self, image: FileData, weights: str, mode: Fit = "resize") -> tuple[FileData, dict]:
+    def compare_image(self, image: FileData, weights: str, mode: Fit = "resize") -> tuple[FileData, str]:
         """Compare the app's checkpoint (A) with another (B) on one image: quality under each and how many tokens agree.
 
         Args:
@@ -130,24 +136,23 @@ class Tools:
             mode: how it is fit: "resize" (stretch), "center_crop" or "pad" (grey borders).
         Returns:
             The fitted image, A's and B's reconstructions side by side, a PNG.
-            The comparison: a and b (names), psnr_a, psnr_b (dB), ssim_a, ssim_b, token_agreement (share of equal ids) and digit_agreement (per FSQ dimension), null when the two use other levels or grids.
+            The comparison, a JSON object: a and b (names), psnr_a, psnr_b (dB), ssim_a, ssim_b, token_agreement (share of equal ids) and digit_agreement (per FSQ dimension), null when the two use other levels or grids.
         """
         model = self.studio.require_model()
         rgb, name = self._fit(image, mode)
         try:
-            model_b = load_qkvae(weights, model.device)
-            if model_b.config.image_size != model.config.image_size:
-                raise CompareError(f"B takes {model_b.config.image_size} px images and A {model.config.image_size} px")
-        except (*INPUT_ERRORS, CompareError) as e:
+            b = self.cache.load(checkpoint_name(weights), weights, model.config.image_size)
+            model_b = self.cache.model(b)
+        except (WeightsError, CompareError, OSError) as e:
             raise refuse("Cannot load checkpoint B", str(e)) from None
         fitted = FittedImages([name], rgb[None], [None], [])
         ra, rb = gpu.reconstruct_images(fitted), gpu.reconstruct_with(model_b, fitted)
         c = compare_images(name, rgb, ra.reconstructions[0], rb.reconstructions[0], ra.indices[0], rb.indices[0],
                            model.config, model_b.config)
         weights_a = self.studio.settings.weights
-        names = {"a": SHIPPED_NAME if weights_a is None else checkpoint_name(str(weights_a)), "b": checkpoint_name(weights)}
+        names = {"a": SHIPPED_NAME if weights_a is None else checkpoint_name(str(weights_a)), "b": b.name}
         side_by_side = np.concatenate([rgb, ra.reconstructions[0], rb.reconstructions[0]], axis=1)
-        return _png(side_by_side), {**names, **asdict(c.pair)}
+        return _png(side_by_side), json.dumps({**names, **asdict(c.pair)})
 
     def wire(self, blocks: gr.Blocks) -> None:
         """Inside ``blocks`` (last, after every tab): register the tools with ``gr.api`` and leave

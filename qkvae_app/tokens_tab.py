@@ -21,6 +21,11 @@ from qkvae_app.outputs import Outputs, skip
 from qkvae_app.studio import Studio
 
 NO_TOKENS = "Reconstruct an image or decode a token file first."
+# The events that open a grid (setting the ``edited`` state) and that outline a token run one at a time, in the
+# order the page sent them (Gradio's queue is first in, first out within a concurrency id): a token clicked while
+# its grid is still opening is answered after the opening, from its state, and the opening's answer (for the row
+# and column it was sent with) cannot land after the click's. Both are quick; the lane is shared by all visitors.
+VIEW_LANE = {"concurrency_id": "tokens_view", "concurrency_limit": 1}
 
 
 @dataclass(frozen=True)
@@ -163,20 +168,23 @@ class TokensTab:
                     lm_ids = gr.Textbox(label="LM sequence ids", lines=6, max_lines=6, buttons=["copy"])
                     lm_download = gr.DownloadButton("Download the LM sequence (.json)", interactive=False)
 
-        outputs = TokensView.components(self)
-        shown = [self.tokens, self.row, self.col]
-        self.open_event = TokensView.handler(self.open_tokens, len(outputs))
-        upload.change(self.decode_token_file, upload, self.tokens, api_name="decode_tokens", preprocess=False
-                      ).success(self.open_event, shown, outputs, api_name="open_decoded_tokens",
-                                api_visibility="undocumented")
-        reset.click(self.open_event, shown, outputs, api_name="reset_tokens", api_visibility="undocumented")
+        self.outputs = outputs = TokensView.components(self)
+        self.open_on(upload.change(self.decode_token_file, upload, self.tokens, api_name="decode_tokens",
+                                   preprocess=False).success, api_name="open_decoded_tokens",
+                     api_visibility="undocumented")
+        self.open_on(reset.click, api_name="reset_tokens", api_visibility="undocumented")
         self.grid_view.select(self.select_token, None, [self.row, self.col], api_visibility="undocumented")
-        # One at a time: a click sets both row and col, and the answer for the first must not arrive last.
+        # In the view lane: a click sets both row and col, and the answer for the first must not arrive last.
         gr.on([self.row.change, self.col.change], TokensView.handler(self.show_token, len(outputs)),
-              [self.tokens, self.edited, self.row, self.col], outputs, api_name="show_token", concurrency_limit=1)
+              [self.tokens, self.edited, self.row, self.col], outputs, api_name="show_token", **VIEW_LANE)
         nudge_inputs = [self.tokens, self.edited, self.row, self.col, dim]
         down.click(TokensView.handler(self.level_down, len(outputs)), nudge_inputs, outputs, api_name="level_down")
         up.click(TokensView.handler(self.level_up, len(outputs)), nudge_inputs, outputs, api_name="level_up")
         lm_button.click(self.lm_sequence, [self.tokens, base_vocab], [lm_ids, lm_download], api_name="lm_sequence")
-        self.outputs = outputs
         return self
+
+    def open_on(self, listener, **options):
+        """Wire ``listener`` (``reset.click``, an event's ``.success``) to open the shown grid, unedited,
+        in the view lane; ``options`` are the listener's own (``api_name``...)."""
+        return listener(TokensView.handler(self.open_tokens, len(self.outputs)), [self.tokens, self.row, self.col],
+                        self.outputs, **VIEW_LANE, **options)

@@ -17,8 +17,10 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
-from qkvae import load_image
+from qkvae import load_image, load_qkvae
 from qkvae.image import to_uint8
+from qkvae_app import checkpoints
+from qkvae_app.checkpoints import CheckpointCache
 from qkvae_app.mcp_tools import Tools
 from qkvae_app.settings import EXAMPLES_DIR, Settings
 from qkvae_app.studio import Studio
@@ -93,7 +95,17 @@ def test_reconstruct_over_mcp_gives_the_image_and_its_scores(server):
     result = _call(server, "reconstruct_image", {"image": _data_uri(CAT)})
     image, _, scores = result.content
     assert image.type == "image"
-    assert "'psnr': " in scores.text and "'ssim': " in scores.text and "'verdict': " in scores.text
+    scores = json.loads(scores.text)  # JSON, not a Python repr
+    assert set(scores) == {"psnr", "ssim", "ood_score", "verdict", "explanation"} and scores["psnr"] > 0
+    assert scores["verdict"] is None  # the shipped OOD reference is for other weights than the test's
+
+
+def test_compare_over_mcp_gives_the_comparison_as_json(server, weights_dir):
+    result = _call(server, "compare_image", {"image": _data_uri(CAT), "weights": str(weights_dir)})
+    image, _, comparison = result.content
+    assert image.type == "image" and not result.isError
+    c = json.loads(comparison.text)
+    assert c["b"] == weights_dir.name and c["psnr_a"] == c["psnr_b"] and c["token_agreement"] == 1.0
 
 
 def test_bad_input_over_mcp_is_a_one_line_tool_error(server):
@@ -116,13 +128,22 @@ def test_the_api_page_documents_the_tools_only_and_the_ui_stays_callable(server)
 
 @pytest.fixture(scope="module")
 def tools(weights_dir):
-    return Tools(Studio.load(Settings(weights=weights_dir, data=STL10_SAMPLES)))
+    return Tools(Studio.load(Settings(weights=weights_dir, data=STL10_SAMPLES)), CheckpointCache(device="cpu"))
 
 
 def test_compare_against_the_same_weights_agrees_everywhere(tools, weights_dir):
     image, c = tools.compare_image(str(CAT), str(weights_dir))
-    assert c["psnr_a"] == c["psnr_b"] and c["token_agreement"] == 1.0 and c["digit_agreement"] == (1.0,) * 5
+    c = json.loads(c)
+    assert c["psnr_a"] == c["psnr_b"] and c["token_agreement"] == 1.0 and c["digit_agreement"] == [1.0] * 5
     assert Image.open(image.path).size == (3 * 96, 96)  # the input, A's and B's reconstructions
+
+
+def test_compare_loads_checkpoint_b_once_into_the_cache_it_shares(tools, weights_dir, monkeypatch):
+    cache = CheckpointCache(device="cpu")
+    loads = []
+    monkeypatch.setattr(checkpoints, "load_qkvae", lambda *args: loads.append(args[0]) or load_qkvae(*args))
+    first, second = (Tools(tools.studio, cache).compare_image(str(CAT), str(weights_dir))[1] for _ in range(2))
+    assert first == second and loads == [str(weights_dir)] and len(cache) == 1
 
 
 def test_compare_explains_weights_it_cannot_load(tools, tmp_path):
@@ -132,7 +153,7 @@ def test_compare_explains_weights_it_cannot_load(tools, tmp_path):
 
 @pytest.mark.slow
 def test_stress_summarises_the_five_curves(tools, model):
-    s = tools.stress_image(str(CAT))
+    s = json.loads(tools.stress_image(str(CAT)))
     assert set(s) == {"name", "psnr", "scale", "shift", "corruption", "quantization", "token_noise"}
     assert s["scale"]["1x"] == s["psnr"] and s["shift"]["0 px"] == 1.0
     assert all(len(c["psnr"]) == len(c["tokens_changed"]) == 5 for c in s["corruption"].values())

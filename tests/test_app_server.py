@@ -9,6 +9,7 @@ without ``/usr/bin/chromium``.
 import contextlib
 import copy
 import csv
+import functools
 import io
 import json
 import re
@@ -29,8 +30,11 @@ from analysis.plots import GAP
 from qkvae import load_image, save_qkvae
 from qkvae.image import to_uint8
 from qkvae.metrics import psnr
-from qkvae_app.settings import EXAMPLES_DIR
-from tests.helpers import STL10_SAMPLES, serving, two_folder_zip
+from qkvae_app import gpu
+from qkvae_app.demo import build_demo
+from qkvae_app.settings import EXAMPLES_DIR, Settings
+from qkvae_app.tokens_tab import TokensTab
+from tests.helpers import STL10_SAMPLES, free_port, serving, two_folder_zip
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -88,6 +92,41 @@ def test_concurrent_users_each_get_the_answer_for_their_own_image(server, model)
     with ThreadPoolExecutor(len(calls)) as pool:
         answers = list(pool.map(one_user, calls))
     assert answers == [expected(call) for call in calls] and len(set(answers)) == len(calls)
+
+
+@pytest.fixture
+def slow_opening(weights_dir, tmp_path, monkeypatch):
+    """The URL of the app served from this process, its Tokens tab taking 3 s to open a grid (as on a
+    loaded machine), so that a click can arrive while the grid is opening."""
+    opened = TokensTab.open_tokens
+
+    @functools.wraps(opened)
+    def slow(*args):
+        time.sleep(3)
+        return opened(*args)
+
+    monkeypatch.setattr(TokensTab, "open_tokens", slow)
+    loaded = dict(gpu._loaded)
+    blocks = build_demo(Settings(weights=weights_dir, data=tmp_path)).blocks
+    port = free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    blocks.close()
+    gpu._loaded.clear()
+    gpu._loaded.update(loaded)
+
+
+def test_a_token_clicked_while_its_grid_opens_is_shown_after_the_opening(slow_opening):
+    client = Client(slow_opening, verbose=False, analytics_enabled=False, download_files=False)
+    client.predict(handle_file(CAT), "resize", api_name="/reconstruct")  # the Tokens tab's grid, in this session
+    opening = client.submit(24, 24, api_name="/open_tokens")  # as the page sends it when the reconstruction is in
+    deadline = time.monotonic() + 60
+    while opening.status().code != Status.PROCESSING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shown = client.predict(30, 10, api_name="/show_token")  # the click on the token map, while it opens
+    assert opening.done()  # answered after the opening, in the order they were sent
+    assert "Token row 30, column 10" in shown[4] and "0 of 2,304 tokens edited" in shown[4]
+    assert "Token row 24, column 24" in opening.result()[4]
 
 
 def _zip_of_examples(path: Path, copies: int = 1) -> Path:
@@ -170,6 +209,9 @@ def test_browser_upload_shows_reconstruction_and_psnr_and_opens_a_clicked_token(
             token_map.click(position={"x": (box["width"] - side) / 2 + side * 10.5 / 48,  # row 30, column 10
                                       "y": (box["height"] - side) / 2 + side * 30.5 / 48})
             expect(page.get_by_text("Token row 30, column 10")).to_be_visible(timeout=60_000)  # the Tokens tab, on it
+            # The tab's opening (its files) has landed, and the click's answer is still the one shown.
+            expect(page.get_by_label("photo-cat-tokens.npy", exact=True)).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Token row 30, column 10")).to_be_visible()
             expect(page.get_by_label("row", exact=True)).to_have_value("30")
             expect(page.get_by_label("column", exact=True)).to_have_value("10")
         finally:

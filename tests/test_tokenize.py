@@ -321,6 +321,22 @@ def test_ray_engine_gives_the_same_shards(dataset, run_dir, tmp_path):
     assert shard_hashes(out) == shard_hashes(run_dir)
 
 
+def test_a_ray_worker_that_fails_is_one_engine_error_line():
+    """A map function raising in a Ray worker, as a worker's tokenizer or evaluation would, inside the
+    engines' ``ray_session``: one line naming the error, and the Ray this job started is shut down."""
+    ray = pytest.importorskip("ray")
+    from qkvae.tokenize_engine import EngineError
+    from qkvae.tokenize_ray import ray_session
+
+    def poisoned(batch):
+        raise ValueError(f"input {int(batch['index'][0])} is poisoned")
+
+    with pytest.raises(EngineError) as failed, ray_session(None):
+        ray.data.from_items([{"index": 7}]).map_batches(poisoned, batch_size=1).take_all()
+    assert str(failed.value) == "the Ray job failed: ValueError: input 7 is poisoned"
+    assert not ray.is_initialized()
+
+
 def test_ray_rows_round_trip_keeps_labels_skips_and_metrics():
     pytest.importorskip("ray")
     from qkvae.sources import Skipped

@@ -1,0 +1,33 @@
+"""What the command lines of ``bench.evaluate`` and ``bench.tokenize`` share: a parser named after
+the module, with ``--json``, and a ``main`` that runs, prints the Markdown report and writes the
+raw results.
+
+    def setup_args(argv=None) -> argparse.Namespace:
+        p = parser("bench.evaluate", __doc__)
+        p.add_argument("--images", type=int, default=128)
+        return p.parse_args(argv)
+
+    def main(argv=None) -> None:
+        cli.main(setup_args, run, markdown, argv)
+"""
+
+import argparse
+from collections.abc import Callable
+
+from bench.inference import write_json
+
+
+def parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m module``, described by the first line of ``doc``, with ``--json``."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n")[0])
+    p.add_argument("--json", help="also write the raw results here")
+    return p
+
+
+def main(setup_args: Callable[[list[str] | None], argparse.Namespace], run: Callable[[argparse.Namespace], dict],
+         markdown: Callable[[dict], str], argv=None) -> None:
+    """Parse ``argv``, run, print the report and write the raw results to ``--json`` (when given)."""
+    args = setup_args(argv)
+    result = run(args)
+    print(markdown(result))
+    write_json(args.json, result)
