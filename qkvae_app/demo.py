@@ -73,8 +73,9 @@ def build_demo(settings: Settings) -> Demo:
         # Reconstruct -> Tokens: a reconstruction's tokens open in the Tokens tab.
         tokens.open_on(reconstruct.event.success, api_name="open_tokens")
         # Reconstruct -> Tokens: a click on a map opens that token.
-        gr.on([reconstruct.token_map.select, reconstruct.error_map.select, reconstruct.ood_map.select],
-              inspect_token, None, [tokens.row, tokens.col, tabs], api_visibility="undocumented")
+        tokens.show_on(gr.on([reconstruct.token_map.select, reconstruct.error_map.select, reconstruct.ood_map.select],
+                             inspect_token, None, [tokens.row, tokens.col, tabs], api_visibility="undocumented").then,
+                       api_visibility="undocumented")
         # Explore -> Reconstruct: a click on the gallery or a table row opens that image, under its name.
         explore.explore_gallery.select(open_gallery_image, [explore.explored, explore.worst_by],
                                        [reconstruct.image, tabs], api_visibility="undocumented")

@@ -5,6 +5,7 @@ inspect token by token, edit one FSQ level at a time, download, and turn into an
 and wires its own events. Every event answers with a ``TokensView``.
 """
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ NO_TOKENS = "Reconstruct an image or decode a token file first."
 # order the page sent them (Gradio's queue is first in, first out within a concurrency id): a token clicked while
 # its grid is still opening is answered after the opening, from its state, and the opening's answer (for the row
 # and column it was sent with) cannot land after the click's. Both are quick; the lane is shared by all visitors.
+# A click sets row and column in one answer, and the token is outlined once both are in (``show_on`` after it):
+# a .change of each would send two requests, the first with half of the click, in either order.
 VIEW_LANE = {"concurrency_id": "tokens_view", "concurrency_limit": 1}
 
 
@@ -173,10 +176,10 @@ class TokensTab:
                                    preprocess=False).success, api_name="open_decoded_tokens",
                      api_visibility="undocumented")
         self.open_on(reset.click, api_name="reset_tokens", api_visibility="undocumented")
-        self.grid_view.select(self.select_token, None, [self.row, self.col], api_visibility="undocumented")
-        # In the view lane: a click sets both row and col, and the answer for the first must not arrive last.
-        gr.on([self.row.change, self.col.change], TokensView.handler(self.show_token, len(outputs)),
-              [self.tokens, self.edited, self.row, self.col], outputs, api_name="show_token", **VIEW_LANE)
+        self.show_on(self.grid_view.select(self.select_token, None, [self.row, self.col],
+                                           api_visibility="undocumented").then, api_visibility="undocumented")
+        self.show_on(functools.partial(gr.on, [self.row.input, self.col.input]), api_name="show_token",
+                     trigger_mode="always_last")  # typed: the last value typed is shown
         nudge_inputs = [self.tokens, self.edited, self.row, self.col, dim]
         down.click(TokensView.handler(self.level_down, len(outputs)), nudge_inputs, outputs, api_name="level_down")
         up.click(TokensView.handler(self.level_up, len(outputs)), nudge_inputs, outputs, api_name="level_up")
@@ -188,3 +191,9 @@ class TokensTab:
         in the view lane; ``options`` are the listener's own (``api_name``...)."""
         return listener(TokensView.handler(self.open_tokens, len(self.outputs)), [self.tokens, self.row, self.col],
                         self.outputs, **VIEW_LANE, **options)
+
+    def show_on(self, listener, **options):
+        """Wire ``listener`` (a click's ``.then``, typing in row or column) to outline the token that row and
+        column name, in the view lane; ``options`` are the listener's own."""
+        return listener(TokensView.handler(self.show_token, len(self.outputs)),
+                        [self.tokens, self.edited, self.row, self.col], self.outputs, **VIEW_LANE, **options)

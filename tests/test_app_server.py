@@ -214,6 +214,8 @@ def test_browser_upload_shows_reconstruction_and_psnr_and_opens_a_clicked_token(
             expect(page.get_by_text("Token row 30, column 10")).to_be_visible()
             expect(page.get_by_label("row", exact=True)).to_have_value("30")
             expect(page.get_by_label("column", exact=True)).to_have_value("10")
+            page.get_by_label("row", exact=True).fill("5")  # typed: that token
+            expect(page.get_by_text("Token row 5, column 10")).to_be_visible(timeout=60_000)
         finally:
             browser.close()
     assert (tmp_path / "reconstruct.png").stat().st_size > 10_000
