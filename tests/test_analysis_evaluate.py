@@ -8,6 +8,7 @@ QKVAE of ``conftest``, with an OOD reference of its own made by the ``analysis.r
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from qkvae.stream import FittedImages
 GOLDEN = Path(__file__).parent / "golden" / "analysis_results.json"
 REGENERATE = os.environ.get("QKVAE_REGEN_GOLDEN") == "1"
 REL, ABS = 5e-3, 1e-3  # a few tokens may flip between CPUs; behaviour changes move far more
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 PLOTS = ("sample_grid", "codebook_histogram", "level_histograms", "usage_curve", "rd_plot", "ood_histogram")
 STL10_SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stl10-samples"
 
@@ -60,6 +62,13 @@ def assert_close(actual, expected, path="results"):
             assert_close(a, e, f"{path}[{i}]")
     elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
         assert math.isclose(actual, expected, rel_tol=REL, abs_tol=ABS), f"{path}: {actual} != {expected}"
+    elif isinstance(expected, str) and NUMBER.search(expected):
+        # a sentence quoting numbers (a verdict's score): its words exactly, its numbers to their
+        # printed precision, since float noise may move the last printed digit
+        assert NUMBER.split(actual) == NUMBER.split(expected), f"{path}: {actual!r} != {expected!r}"
+        for a, e in zip(NUMBER.findall(actual), NUMBER.findall(expected), strict=True):
+            last_digit = 10.0 ** -len(e.partition(".")[2]) if "." in e else 0.0  # whole numbers are counts: exact
+            assert math.isclose(float(a), float(e), rel_tol=REL, abs_tol=last_digit), f"{path}: {actual!r} != {expected!r}"
     else:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
