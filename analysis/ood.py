@@ -16,7 +16,12 @@ Features of an image, all in bits per token (``TESTS`` lists how each is read):
 - ``photo_distances``: for each group of cheap image statistics (``analysis.photo_features``:
   colour, light, spectrum, gradient, coding), the log squared Mahalanobis distance from the
   training photos' statistics (not in bits). These see photo-like images the token features miss:
-  dark, grey, tinted, enlarged, blurred or damaged photos.
+  dark, grey, tinted, enlarged, blurred or damaged photos;
+- ``spectrum_slope``: the slope of the input's radial power spectrum in log-log (one of the
+  spectrum group's statistics, read on its own and one-sided: enlarging or blurring a photo
+  steepens it, the card's "very large structures");
+- ``face_windows``: how many windows a frontal-face detector accepts (``analysis.face_detector``);
+  STL-10 has no people, and the card names faces as a failure case.
 
 Each test turns one feature into an upper-tail probability ``p`` among held-out calibration
 photos, empirical inside their range and extrapolated beyond their 90th percentile with an
@@ -29,11 +34,13 @@ pooling dilutes. The score is the larger of the two, each divided by its own 99t
 over the calibration photos, so about 1 means "as unusual as the 1% most unusual photos"; the
 tests are correlated, so nothing here is chi-squared, and the thresholds are empirical: the
 score's 95th and 99th percentiles over the calibration photos are the "unusual" and "out of
-distribution" thresholds. The five photo-statistic tests (``alone=False``) count in the pooled
-evidence only: as single tests they would raise the strongest test's 99th percentile (one more
-independent chance for a photo to be extreme) and drop images flagged by one token test alone
-(the shipped text and texture examples) below the threshold. The test with the smallest ``p`` explains the verdict. The
-measurements behind these choices are in assets/MODEL_CARD.md ("OOD score").
+distribution" thresholds. The five photo-statistic distances (``alone=False``) count in the
+pooled evidence only: as single tests each would raise the strongest test's 99th percentile (one
+more independent chance for a photo to be extreme) for little gain. The slope and the face
+windows count alone as well: one extreme reading of either (a 2x zoom, a portrait) is enough,
+and pooled with eleven other tests it would be diluted. The test with the smallest ``p``
+explains the verdict. The measurements behind these choices are in assets/MODEL_CARD.md ("OOD
+score").
 
 The per-token map is the same correction made per token: the token's surprisal under the prior
 minus what a photo token of the same local pixel complexity costs (``local_bits``: a JPEG-LS
@@ -50,7 +57,8 @@ from PIL import Image
 from scipy.stats import rankdata, spearmanr
 
 from analysis.codebook import code_counts
-from analysis.photo_features import PhotoModel, photo_statistics
+from analysis.face_detector import face_windows
+from analysis.photo_features import NAMES, PhotoModel, photo_statistics
 from analysis.prior import ContextPrior
 from qkvae.fsq import as_indices
 
@@ -60,6 +68,7 @@ PATCH = 2  # pixels per token side
 MAP_VMIN, MAP_VMAX = -6.0, 6.0  # the map's fixed display range, bits per token
 MIN_CALIBRATION = 20  # fewer calibration images cannot place a 95th percentile
 
+SLOPE = NAMES.index("spectrum_slope")
 IN_DISTRIBUTION, UNUSUAL, OUT_OF_DISTRIBUTION = "in distribution", "unusual", "out of distribution"
 
 
@@ -96,6 +105,10 @@ TESTS = (
          "edges unlike photos': its share of edges and flat areas is far from theirs", alone=False),
     Test("grain", "coding", True, "noise and coding statistics, distance from photos'",
          "grain unlike photos': its noise, compression blocks or number of colours are far from theirs", alone=False),
+    Test("soft", "spectrum_slope", False, "power-spectrum slope, steep",
+         "less fine detail than photos: its power spectrum falls off faster than theirs (enlarged or blurred)"),
+    Test("face", "face_windows", True, "face detector windows, many",
+         "a face: a frontal-face detector fires on it as on almost no photo (STL-10 has no people)"),
 )
 
 ALONE = np.array([t.alone for t in TESTS])  # the tests the strongest single test is taken over
@@ -105,13 +118,17 @@ ALONE = np.array([t.alone for t in TESTS])  # the tests the strongest single tes
 class Features:
     """An image's OOD features, bits per token. ``photo_bits`` is what the prior costs a photo of
     the same ``png_bits`` (the reference's complexity line); ``photo_distances`` the log squared
-    Mahalanobis distance of each group of image statistics (``analysis.photo_features.GROUPS``)."""
+    Mahalanobis distance of each group of image statistics (``analysis.photo_features.GROUPS``);
+    ``spectrum_slope`` the power spectrum's log-log slope; ``face_windows`` the face detector's
+    accepted windows."""
 
     prior_bits: float
     png_bits: float
     kl: float
     photo_bits: float
     photo_distances: dict[str, float]
+    spectrum_slope: float
+    face_windows: int
 
     @property
     def complexity_corrected(self) -> float:
@@ -206,8 +223,9 @@ def image_features(rgb: np.ndarray, indices, prior: ContextPrior, probs, line: t
     ``surprisal`` the ids' ``prior.surprisal`` when the caller has it already."""
     prior_bits = float((prior.surprisal(indices) if surprisal is None else surprisal).mean())
     png = png_bits(rgb, as_indices(indices).size)
+    statistics = photo_statistics(rgb)
     return Features(prior_bits, png, histogram_kl(indices, probs), line[0] + line[1] * png,
-                    photo_model.distances(photo_statistics(rgb)))
+                    photo_model.distances(statistics), float(statistics[SLOPE]), face_windows(rgb))
 
 
 def fit_line(x, y) -> tuple[float, float]:

@@ -37,8 +37,8 @@ from qkvae.weights import ASSETS, load_qkvae, weights_fingerprint
 REFERENCE_PATH = ASSETS / "ood_reference.npz"
 REGENERATE = "python -m analysis.reference --data TRAIN --calibration VAL"
 # Version of the file's layout: 1 was the unigram counts file (reference_counts.npz), 2 had no
-# photo statistics (five tests instead of ten).
-FORMAT = 3
+# photo statistics (five tests instead of ten), 3 had no spectrum-slope and face tests (ten, not twelve).
+FORMAT = 4
 HOLDOUT_FRACTION = 0.15
 # STL-10 is made of ImageNet photos, so ImageNet photos define "in distribution": calibrated on
 # the cats, dogs and BSDS photos as well (two thirds of train/), the thresholds flagged held-out

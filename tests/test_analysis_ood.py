@@ -19,15 +19,20 @@ LINE = (1.7, 0.14)  # a photo's prior bits against its PNG bits
 TYPICAL = {group: float(np.log(len(names))) for group, names in GROUPS.items()}  # a photo's squared distance: about its dimension
 
 
-def features(prior_bits: float, png: float, kl: float, distances: dict | None = None) -> Features:
-    return Features(prior_bits, png, kl, LINE[0] + LINE[1] * png, {**TYPICAL, **(distances or {})})
+SLOPE, FACES = -2.85, 0  # a photo's power-spectrum slope and face-detector windows
+
+
+def features(prior_bits: float, png: float, kl: float, distances: dict | None = None, slope: float = SLOPE,
+             faces: int = FACES) -> Features:
+    return Features(prior_bits, png, kl, LINE[0] + LINE[1] * png, {**TYPICAL, **(distances or {})}, slope, faces)
 
 
 def photo_like_features(n: int = 400, seed: int = 0) -> list[Features]:
     rng = np.random.default_rng(seed)
     png = rng.normal(63, 8, n)
     return [features(float(LINE[0] + LINE[1] * b + rng.normal(0, 0.4)), float(b), float(rng.normal(2.3, 0.3)),
-                     {g: float(np.log(rng.chisquare(len(names)))) for g, names in GROUPS.items()}) for b in png]
+                     {g: float(np.log(rng.chisquare(len(names)))) for g, names in GROUPS.items()},
+                     float(rng.normal(SLOPE, 0.4)), int(rng.poisson(0.4))) for b in png]
 
 
 def test_png_and_local_bits_rank_flat_below_noise(rgb):
@@ -88,9 +93,11 @@ def test_verdicts_name_the_feature_that_drove_them():
     mix = features(10.5, 63.0, 9.0)
     noise = features(18.0, 120.0, 2.3)
     dark = features(10.5, 63.0, 2.3, {"light": np.log(200.0)})
-    enlarged = features(10.5, 63.0, 2.3, {"spectrum": np.log(150.0)})
+    tiled = features(10.5, 63.0, 2.3, {"spectrum": np.log(150.0)})
+    enlarged = features(10.5, 63.0, 2.3, slope=-5.5)
+    portrait = features(10.5, 63.0, 2.3, faces=20)
     for f, name in ((smooth, "simple"), (text, "excess"), (mix, "token_mix"), (noise, "complex"), (dark, "light"),
-                    (enlarged, "scale")):
+                    (tiled, "scale"), (enlarged, "soft"), (portrait, "face")):
         v = cal.verdict(*cal.combine(tail_values(f)))
         assert (v.label, v.feature) == (OUT_OF_DISTRIBUTION, name)
         assert next(t.reason for t in TESTS if t.name == name) in v.explanation
@@ -111,6 +118,7 @@ def test_ood_score_json():
     assert out["features"]["complexity_corrected"] == -20.0
     assert out["features"]["excess_bits"] == pytest.approx(10.0 - (1.7 + 0.14 * 30))
     assert out["features"]["photo_distances"] == TYPICAL
+    assert (out["features"]["spectrum_slope"], out["features"]["face_windows"]) == (SLOPE, FACES)
     assert out["verdict"] == {"label": OUT_OF_DISTRIBUTION, "explanation": v.explanation, "feature": "complexity"}
 
 
