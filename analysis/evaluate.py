@@ -28,6 +28,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,7 @@ from qkvae.image import to_tensor
 from qkvae.pipeline import BATCH_SIZE, load_fitted, reconstruct_set
 from qkvae.sources import SourceError, open_source
 from qkvae.tokenize_engine import EngineError
-from qkvae.stream import (ChunkRunner, FittedImages, SetReconstruction, read_chunks, split, stream,
+from qkvae.stream import (ChunkRunner, FittedImages, SetReconstruction, ahead, read_chunks, split, stream,
                           with_progress)
 from qkvae.weights import load_qkvae, weights_fingerprint
 
@@ -143,7 +144,7 @@ class Gathered:
     reencode: list[float] = field(default_factory=list)
     heads: list[SetReconstruction] = field(default_factory=list)  # chunks until HEAD_IMAGES images are kept
     skipped: list = field(default_factory=list)
-    pass_seconds: float = 0.0
+    pass_seconds: float = 0.0  # time spent waiting for the pass (it runs a chunk ahead)
 
     def head(self) -> SetReconstruction:
         return SetReconstruction.concat(self.heads)
@@ -177,27 +178,28 @@ def ood_figures(rows: SetReconstruction, reference: OODReference) -> tuple[list[
 
 def gather(model, chunks: Iterable[SetReconstruction], reference: OODReference | None, stats: CodebookStats,
            batch_size: int, stability: bool, head_images: int) -> Gathered:
-    """Go through the pass a chunk at a time (see ``Gathered``); with ``stability``, re-encode
-    each chunk's reconstructions."""
+    """Go through the pass a chunk at a time (see ``Gathered``), the pass a chunk ahead in the
+    background (``qkvae.stream.ahead``); with ``stability``, re-encode each chunk's reconstructions."""
     g, kept = Gathered(), 0
     encoder = ChunkRunner(model, decode=False, metrics=False)
-    pulled = time.perf_counter()
-    for rows in chunks:
-        g.pass_seconds += time.perf_counter() - pulled
-        entries, scores, maps = summarize_rows(rows, reference, model.config)
-        g.entries += entries
-        g.scores += scores
-        g.maps += maps
-        if stability and len(rows):
-            again = SetReconstruction.concat(list(stream(encoder, split(
-                FittedImages(rows.names, rows.reconstructions, rows.labels, []), batch_size))))
-            g.reencode += token_agreement(rows.indices, again.indices).tolist()
-        stats.update(rows.indices)
-        g.skipped += rows.skipped
-        if kept < head_images:
-            g.heads.append(rows)
-            kept += len(rows)
+    with closing(ahead(chunks)) as pass_ahead:
         pulled = time.perf_counter()
+        for rows in pass_ahead:
+            g.pass_seconds += time.perf_counter() - pulled
+            entries, scores, maps = summarize_rows(rows, reference, model.config)
+            g.entries += entries
+            g.scores += scores
+            g.maps += maps
+            if stability and len(rows):
+                again = SetReconstruction.concat(list(stream(encoder, split(
+                    FittedImages(rows.names, rows.reconstructions, rows.labels, []), batch_size))))
+                g.reencode += token_agreement(rows.indices, again.indices).tolist()
+            stats.update(rows.indices)
+            g.skipped += rows.skipped
+            if kept < head_images:
+                g.heads.append(rows)
+                kept += len(rows)
+            pulled = time.perf_counter()
     return g
 
 

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from analysis.face_detector import face_windows
 from analysis.ood import histogram_kl, local_bits, png_bits
 from analysis.photo_features import photo_statistics
 from analysis.reference import REFERENCE_PATH, load_reference, weights_fingerprint
@@ -41,6 +42,7 @@ def stages(model, reference, x: torch.Tensor) -> dict:
         "png bits": lambda: png_bits(rgb, indices.size),
         "histogram KL": lambda: histogram_kl(indices, reference.probs),
         "photo statistics and their distances": lambda: reference.photo_model.distances(photo_statistics(rgb)),
+        "face windows (two cascade searches)": lambda: face_windows(rgb),
         "score (all of the above + combination)": lambda: reference.score(rgb, indices),
         "token map": lambda: reference.token_map(rgb, indices),
         "local bits (part of the map)": lambda: local_bits(rgb),

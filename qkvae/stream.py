@@ -18,8 +18,11 @@ Each chunk is one batch of the model, so the ids of an image depend only on the 
 the same chunks give the same ids on one machine or spread over Ray workers.
 """
 
+import contextvars
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -182,3 +185,21 @@ def stream(runner: Callable[[FittedImages], SetReconstruction],
            chunks: Iterable[FittedImages]) -> Iterator[SetReconstruction]:
     """``runner`` over each chunk, in order."""
     return (runner(fitted) for fitted in chunks)
+
+
+_END = object()
+T = TypeVar("T")
+
+
+def ahead(items: Iterable[T]) -> Iterator[T]:
+    """``items`` in order, the next one made in a background thread while the caller works on
+    this one: the model's pass (torch releases the GIL) and the caller's per-image work overlap
+    instead of taking turns on the cores. The thread runs in a copy of the caller's context (so
+    a Gradio progress bar still hears it); an exception reaches the caller at the item that
+    raised it; closing the iterator waits for the item in flight."""
+    iterator = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="qkvae-ahead") as pool:
+        pending = pool.submit(contextvars.copy_context().run, next, iterator, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(contextvars.copy_context().run, next, iterator, _END)
+            yield item

@@ -22,7 +22,8 @@ import json
 import re
 import stat
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from html import escape
 from pathlib import Path, PurePosixPath
@@ -36,7 +37,7 @@ from analysis.groups import GroupedImage, GroupTable, group_of, group_table
 from analysis.report import ImageSummary
 from qkvae.image import MAX_PIXELS, ImageError, image_pixels, open_rgb
 from qkvae.sources import IMAGE_SUFFIXES, ImageSource, Skipped, SourceError
-from qkvae.stream import FittedImages, ReconstructedImage, SetReconstruction, read_chunks
+from qkvae.stream import FittedImages, ReconstructedImage, SetReconstruction, ahead, read_chunks
 from qkvae_app import files
 
 MAX_IMAGES = 500  # images in one upload, loose files and archive members together
@@ -364,15 +365,21 @@ the PSNR expected for the image's detail and the residual. Raises
     report = progress if progress is not None else (lambda fraction, desc: None)  # a gr.Progress is falsy
     source = open_uploads(paths)
     n, rows, images, done = len(source), [], [], []
-    try:
+
+    def reconstructed() -> Iterator[SetReconstruction]:
         for fitted in read_chunks(source, CHUNK, size, mode):
             report(fitted.chunk.start / n, f"reconstructing: {fitted.chunk.start} of {n} images read")
-            done.append(reconstruct(fitted))
-            for row in done[-1].rows():
-                summary, expected = summarize(row), expectation(row.original, row.psnr)
-                rows.append(Row(row.name, row.psnr, row.ssim, expected.expected_psnr, expected.psnr_residual,
-                                *ood_reading(summary)))
-                images.append({"name": row.name, **summary.to_json(), **asdict(expected)})
+            yield reconstruct(fitted)
+
+    try:
+        with closing(ahead(reconstructed())) as chunks:  # the next chunk runs while this one is scored
+            for chunk in chunks:
+                done.append(chunk)
+                for row in chunk.rows():
+                    summary, expected = summarize(row), expectation(row.original, row.psnr)
+                    rows.append(Row(row.name, row.psnr, row.ssim, expected.expected_psnr, expected.psnr_residual,
+                                    *ood_reading(summary)))
+                    images.append({"name": row.name, **summary.to_json(), **asdict(expected)})
     finally:
         source.close()
     skipped = [s for d in done for s in d.skipped]
