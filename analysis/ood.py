@@ -298,7 +298,7 @@ class Calibration:
         n = len(self.values)
         where = (f"further out than all {n:,} calibration photos" if 10 ** log_p.min() < 1 / (n + 1)
                  else f"beyond {percentile(log_p.min()):.1f}% of the calibration photos")
-        how_far = f"score {score:.2f}, {score / outside:.1f} times the out-of-distribution threshold {outside:.2f}"
+        how_far = f"score {score:.2f}, {score / outside:.2f} times the out-of-distribution threshold {outside:.2f}"
         return Verdict(label, f"{test.reason} ({where}; {how_far})", test.name)
 
     def combine(self, tail_values_row) -> tuple[float, np.ndarray]:

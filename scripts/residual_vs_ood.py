@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     builtin = ood_images(model.config.image_size)
     lines = ["| set | kind | images | median PSNR (dB) | median residual (dB) | Spearman residual/PSNR "
              "| Spearman OOD score/PSNR |", "|---|---|---|---|---|---|---|"]
-    lines += rows(model, reference, "built-in", FittedImages(builtin.names, builtin.images, None, []), builtin.categories)
+    lines += rows(model, reference, "built-in", FittedImages(builtin.names, builtin.images, [None] * len(builtin.names), []), builtin.categories)
     for folder in folders:
         fitted = load_fitted(folder)
         lines += rows(model, reference, Path(folder).name, fitted, [kind(n) for n in fitted.names])

@@ -107,7 +107,7 @@ def test_verdicts_name_the_feature_that_drove_them():
     v = cal.verdict(cal.thresholds[0] + 0.01, np.log10([0.5, 0.5, 0.004] + [0.5] * (len(TESTS) - 3)))
     assert v.label == UNUSUAL and v.feature == "token_mix" and "beyond 99.6% of the calibration photos" in v.explanation
     far = cal.verdict(3 * cal.thresholds[1], np.log10([1e-9] * len(TESTS)))
-    assert far.label == OUT_OF_DISTRIBUTION and "3.0 times the out-of-distribution threshold" in far.explanation
+    assert far.label == OUT_OF_DISTRIBUTION and "3.00 times the out-of-distribution threshold" in far.explanation
 
 
 def test_ood_score_json():
