@@ -22,12 +22,13 @@ from qkvae_app.outputs import Outputs, skip
 from qkvae_app.studio import Studio
 
 NO_TOKENS = "Reconstruct an image or decode a token file first."
-# The events that open a grid (setting the ``edited`` state) and that outline a token run one at a time, in the
-# order the page sent them (Gradio's queue is first in, first out within a concurrency id): a token clicked while
-# its grid is still opening is answered after the opening, from its state, and the opening's answer (for the row
-# and column it was sent with) cannot land after the click's. Both are quick; the lane is shared by all visitors.
-# A click sets row and column in one answer, and the token is outlined once both are in (``show_on`` after it):
-# a .change of each would send two requests, the first with half of the click, in either order.
+# The events that open a grid (setting the ``edited`` state), that move a level (editing it) and that outline a
+# token run one at a time, in the order the page sent them (Gradio's queue is first in, first out within a
+# concurrency id): a token clicked while its grid is still opening is answered after the opening, from its state,
+# and the opening's answer (for the row and column it was sent with) cannot land after the click's; two level
+# moves in a row both apply, each to the grid the one before left. All are quick; the lane is shared by all
+# visitors. A click sets row and column in one answer, and the token is outlined once both are in (``show_on``
+# after it): a .change of each would send two requests, the first with half of the click, in either order.
 VIEW_LANE = {"concurrency_id": "tokens_view", "concurrency_limit": 1}
 
 
@@ -181,8 +182,10 @@ class TokensTab:
         self.show_on(functools.partial(gr.on, [self.row.input, self.col.input]), api_name="show_token",
                      trigger_mode="always_last")  # typed: the last value typed is shown
         nudge_inputs = [self.tokens, self.edited, self.row, self.col, dim]
-        down.click(TokensView.handler(self.level_down, len(outputs)), nudge_inputs, outputs, api_name="level_down")
-        up.click(TokensView.handler(self.level_up, len(outputs)), nudge_inputs, outputs, api_name="level_up")
+        down.click(TokensView.handler(self.level_down, len(outputs)), nudge_inputs, outputs, api_name="level_down",
+                   **VIEW_LANE)
+        up.click(TokensView.handler(self.level_up, len(outputs)), nudge_inputs, outputs, api_name="level_up",
+                 **VIEW_LANE)
         lm_button.click(self.lm_sequence, [self.tokens, base_vocab], [lm_ids, lm_download], api_name="lm_sequence")
         return self
 

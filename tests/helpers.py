@@ -56,7 +56,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 480) -> None:
     """Wait until ``url`` answers; fail with the server's log if it exits or stays silent ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

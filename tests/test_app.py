@@ -192,6 +192,14 @@ def test_clicking_and_nudging_a_token(app, photo):
     assert "levels 0..4" in _error(app.tokens.level_up, tokens, top, 0, 0, 4)
 
 
+def test_the_events_that_read_or_write_the_edited_grid_take_turns_in_one_lane(app):
+    """Opening a grid, outlining a token and moving a level all read or write the ``edited`` state:
+    run side by side, a level moved while a grid opens could be lost or land on the old grid."""
+    lanes = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in app.blocks.fns.values()}
+    for name in ("reset_tokens", "show_token", "level_up", "level_down"):
+        assert lanes[name] == ("tokens_view", 1), name
+
+
 def test_dataset_tab(app, tmp_path):
     tab, config = app.dataset, app.studio.config
     tab.evaluate_dataset("worst first")  # the first opening starts the pass in the background
