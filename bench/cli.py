@@ -1,6 +1,5 @@
-"""What the command lines of ``bench.evaluate`` and ``bench.tokenize`` share: a parser named after
-the module, with ``--json``, and a ``main`` that runs, prints the Markdown report and writes the
-raw results.
+"""What the benchmarks' command lines share: a parser named after the module, with ``--json``, and
+a ``main`` that runs, prints the Markdown report and writes the raw results.
 
     def setup_args(argv=None) -> argparse.Namespace:
         p = parser("bench.evaluate", __doc__)
@@ -12,9 +11,8 @@ raw results.
 """
 
 import argparse
+import json
 from collections.abc import Callable
-
-from bench.inference import write_json
 
 
 def parser(module: str, doc: str) -> argparse.ArgumentParser:
@@ -24,8 +22,15 @@ def parser(module: str, doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def main(setup_args: Callable[[list[str] | None], argparse.Namespace], run: Callable[[argparse.Namespace], dict],
-         markdown: Callable[[dict], str], argv=None) -> None:
+def write_json(path: str | None, results) -> None:
+    """``results`` as indented JSON at ``path``; nothing without a path."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+def main(setup_args: Callable[[list[str] | None], argparse.Namespace], run: Callable[[argparse.Namespace], object],
+         markdown: Callable[[object], str], argv=None) -> None:
     """Parse ``argv``, run, print the report and write the raw results to ``--json`` (when given)."""
     args = setup_args(argv)
     result = run(args)

@@ -26,8 +26,9 @@ from qkvae.flops import flops_per_image
 from qkvae.model import MEMORY_FORMAT, QKVAE
 from qkvae.train import native_bf16
 
+from bench import cli
 from bench.inference import (MATMUL_SIZE, PRECISIONS, add_run_options, apply_run_options, interleaved_medians,
-                             under_precision, write_json)
+                             under_precision)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def markdown(result: dict) -> str:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.encode", description=__doc__.split("\n")[0])
+    p = cli.parser("bench.encode", __doc__)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--chunks", default="4,8,16,64", help="comma-separated values of ENCODE_CHUNK to time")
     p.add_argument("--before", metavar="REF", help="also time qkvae/model.py as of this git commit")
@@ -127,11 +128,8 @@ def setup_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
-    args = setup_args(argv)
-    clock = apply_run_options(args)
-    result = run(args.batch, [int(c) for c in args.chunks.split(",")], args.before, args.repeats, clock)
-    print(markdown(result))
-    write_json(args.json, result)
+    cli.main(setup_args, lambda args: run(args.batch, [int(c) for c in args.chunks.split(",")], args.before,
+                                          args.repeats, apply_run_options(args)), markdown, argv)
 
 
 if __name__ == "__main__":

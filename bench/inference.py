@@ -14,7 +14,6 @@ on the weights' values).
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from bench import cli
 from qkvae import QKVAE
 from qkvae.flops import flops_per_image
 from qkvae.model import MEMORY_FORMAT
@@ -150,13 +150,12 @@ def markdown(result: dict) -> str:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """``--threads``, ``--repeats`` and ``--json``, shared by the throughput benchmarks."""
+    """``--threads``, ``--cpu-time`` and ``--repeats``, shared by the throughput benchmarks."""
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: torch's); on a shared host, 1 thread is the least noisy")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time, not the wall clock (use with --threads 1)")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds, after one warm-up round")
-    p.add_argument("--json", help="also write the raw results here")
 
 
 def apply_run_options(args: argparse.Namespace):
@@ -166,14 +165,8 @@ def apply_run_options(args: argparse.Namespace):
     return time.process_time if args.cpu_time else time.perf_counter
 
 
-def write_json(path: str | None, results) -> None:
-    if path:
-        with open(path, "w") as f:
-            json.dump(results, f, indent=2)
-
-
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n")[0])
+    p = cli.parser("bench.inference", __doc__)
     p.add_argument("--device", default=None, help="default: cuda when available, and cpu")
     p.add_argument("--weights", default=None, help="a checkpoint: folder, .safetensors file or hf://OWNER/NAME "
                                                    "(default: a random-init QKVAE-1m)")
@@ -181,18 +174,19 @@ def setup_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> None:
-    args = setup_args(argv)
+def run_devices(args: argparse.Namespace) -> list[dict]:
+    """``run`` on ``--device``, or on the CPU and the default device; a bad checkpoint exits 2."""
     clock = apply_run_options(args)
     devices = [torch.device(args.device)] if args.device else sorted({torch.device("cpu"), default_device()}, key=str)
     try:
-        results = [run(d, args.repeats, clock, args.weights) for d in devices]
+        return [run(d, args.repeats, clock, args.weights) for d in devices]
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    for r in results:
-        print(markdown(r), end="\n\n")
-    write_json(args.json, results)
+
+
+def main(argv=None) -> None:
+    cli.main(setup_args, run_devices, lambda results: "\n\n".join(markdown(r) for r in results), argv)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ configuration relative to fp32 in the same memory format.
 """
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
 
+from bench import cli
 from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import build_optimizer, native_bf16, train_step
 from qkvae.weights import default_device
@@ -60,21 +60,16 @@ def markdown(result: dict) -> str:
 
 
 def setup_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.train_step", description=__doc__.split("\n")[0])
+    p = cli.parser("bench.train_step", __doc__)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", help="also write the raw results here")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
-    args = setup_args(argv)
-    result = run(torch.device(args.device) if args.device else default_device(), args.batch_size, args.repeats)
-    print(markdown(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    cli.main(setup_args, lambda args: run(torch.device(args.device) if args.device else default_device(),
+                                          args.batch_size, args.repeats), markdown, argv)
 
 
 if __name__ == "__main__":
