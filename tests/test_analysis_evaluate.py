@@ -171,7 +171,7 @@ def test_the_80_stl10_samples_with_the_shipped_weights_and_reference(tmp_path):
     results = read_results(tmp_path / "o")
     assert len(results["images"]) == 80
     detection = results["aggregate"]["ood"]["detection"]
-    assert detection["all"]["auroc"]["score"] >= 0.96  # 0.973 measured (MODEL_CARD), faces and science included
+    assert detection["all"]["auroc"]["score"] >= 0.96  # 0.964 measured (format 4, 280 images; MODEL_CARD)
     assert detection["text"]["auroc"]["score"] >= 0.99 and detection["diagram"]["auroc"]["score"] >= 0.99
     assert detection["texture"]["auroc"]["score"] > 0.95
     assert all(detection[c]["auroc"]["score"] > detection[c]["auroc"]["kl"] for c in ("all", "text", "texture"))
