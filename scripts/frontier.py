@@ -7,7 +7,8 @@ Loads QKVAE-1m (``assets/``) and every shipped variant (``assets/variants/NAME/`
 on the same fitted images of each source (PSNR/SSIM, ``analysis.frontier.measure_quality``),
 times their fp32 encode at batch 64 in interleaved rounds (medians, ``bench.inference``), and
 writes ``frontier.png`` (PSNR and SSIM against parameters and against encode GFLOP per image),
-``frontier.json`` (the points) and the table into the card's marked section.
+``frontier.json`` (the points), the table into the card's marked section, and each variant's
+``variant.json`` and card with its new numbers (``scripts.variant_card``).
 """
 
 import argparse
@@ -22,6 +23,7 @@ from qkvae.atomic import atomic_path, atomic_write
 from qkvae.cli import common_options, positive, run_cli
 from qkvae.model import QKVAE
 from qkvae.weights import ASSETS, load_qkvae
+from scripts.variant_card import read_training, write_variant
 
 VARIANTS = ASSETS / "variants"
 SOURCES = {"stl10-samples": "../shared/data/stl10-samples", "val": "../shared/data/val"}
@@ -53,8 +55,12 @@ def main(argv=None) -> int:
 
 
 def redraw(args: argparse.Namespace) -> None:
-    models = {name: load_qkvae(path, args.device) for name, path in shipped_checkpoints(args.variants).items()}
+    checkpoints = shipped_checkpoints(args.variants)
+    models = {name: load_qkvae(path, args.device) for name, path in checkpoints.items()}
     points = measure(models, SOURCES, args.repeats)
+    for q in points:
+        if q.name != SHIPPED_NAME:
+            write_variant(checkpoints[q.name], q, read_training(checkpoints[q.name]))
     with atomic_path(args.figure) as staging:
         frontier_figure(points, list(SOURCES)).savefig(staging, format="png", dpi=100)
     atomic_write(args.figure.with_suffix(".json"), json.dumps([q.to_json() for q in points], indent=1) + "\n")

@@ -13,32 +13,22 @@ under 5 MB. Afterwards run ``python -m scripts.frontier`` to redraw the frontier
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from analysis.frontier import Point
 from qkvae.atomic import atomic_write
 from qkvae.cli import run_cli
-from qkvae.model import QKVAE, QKVAEConfig
 from qkvae.train import CHECKPOINT_NAME, LOG_NAME
 from qkvae.weights import CONFIG_NAME, WEIGHTS_NAME, load_qkvae
 from scripts.frontier import SOURCES, VARIANTS, measure
+from scripts.variant_card import Training, write_variant
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
 class ShipError(ValueError):
     """A run that cannot be shipped: unfinished, or too large."""
-
-
-@dataclass(frozen=True)
-class Training:
-    recipe: dict  # the checkpoint's recipe: steps, batch_size, lr, seed, init, ssim_weight, config
-    steps_done: int
-    step_seconds: float  # the sum of the logged step times (the mean of each log window x its steps)
-    precisions: dict  # precision -> steps
 
 
 def training_from_log(records: list[dict], recipe: dict, step: int) -> Training:
@@ -54,35 +44,6 @@ def training_from_log(records: list[dict], recipe: dict, step: int) -> Training:
         precisions[r["precision"]] = precisions.get(r["precision"], 0) + steps
         previous = r["step"]
     return Training(recipe, step, seconds, precisions)
-
-
-def card(name: str, p: Point, t: Training) -> str:
-    c, r = p.config, t.recipe
-    codebook = QKVAEConfig.from_dict(c).codebook_size
-    shipped = sum(q.numel() for q in QKVAE().parameters())
-    precision = ", ".join(f"{k} {v:,} steps" for k, v in t.precisions.items())
-    rows = [
-        ("config", f"channels {c['channels']}, {c['num_res_blocks']} ResBlocks, levels {tuple(c['levels'])} "
-                   f"(codebook {codebook:,}), {c['image_size'] // 2}x{c['image_size'] // 2} tokens"),
-        ("parameters", f"{p.parameters:,} (QKVAE-1m: {shipped:,})"),
-        ("GFLOP per image", f"encode {p.encode_gflop:.3f}, decode {p.decode_gflop:.3f} "
-                            "(torch.utils.flop_counter: convolutions, 2 x MACs)"),
-        ("recipe", f"the card's: {r['steps']:,} steps x batch {r['batch_size']}, AdamW, OneCycle peak {r['lr']:g}, "
-                   f"seed {r['seed']}, loss L1 + 0.25 MSE + 0.5 Sobel-L1"
-                   + (f" + {r['ssim_weight']:g} (1 - SSIM)" if r["ssim_weight"] else "")),
-        ("trained", (f"{t.steps_done:,} of {r['steps']:,} steps ({precision}); {t.step_seconds / 3600:.2f} h of "
-                     "step time (train log), on 2 CPU cores shared with other runs")),
-        *((f"{q.source} ({q.images} images)", f"PSNR {q.psnr:.2f} dB, SSIM {q.ssim:.4f}") for q in p.quality),
-        ("encode", f"{p.encode_images_per_s:,.0f} images/s (fp32, batch 64, median of interleaved rounds, "
-                   "on a shared, loaded 2-core machine: compare ratios, not absolutes)"),
-    ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return (f"# {name}\n\nA smaller QKVAE on the size frontier (`assets/MODEL_CARD.md`), trained with QKVAE-1m's "
-            f"recipe by `python -m qkvae.train --config CONFIG` and shipped by `python -m scripts.ship_variant`.\n\n"
-            f"| | |\n|---|---|\n{table}\n\n"
-            f"```python\nfrom qkvae import load_qkvae\nmodel = load_qkvae(\"assets/variants/{name}\")\n```\n\n"
-            f"Against QKVAE-1m, image by image: `python -m analysis.compare --a assets --b assets/variants/{name} "
-            f"--data ../shared/data/stl10-samples --out runs/compare-{name}`.\n")
 
 
 def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] = SOURCES) -> str:
@@ -101,8 +62,7 @@ def ship(run: Path, name: str, out: Path, repeats: int, sources: dict[str, str] 
     for f in (CONFIG_NAME, WEIGHTS_NAME):
         atomic_write(folder / f, (run / f).read_bytes())
     p = measure({name: load_qkvae(folder, "cpu")}, sources, repeats)[0]
-    atomic_write(folder / "variant.json", json.dumps({**p.to_json(), "training": asdict(training)}, indent=1) + "\n")
-    atomic_write(folder / "README.md", card(name, p, training))
+    write_variant(folder, p, training)
     too_big = [f"{f.name} ({f.stat().st_size:,} bytes)" for f in folder.iterdir() if f.stat().st_size >= MAX_FILE_BYTES]
     if too_big:
         raise ShipError(f"{folder}: over 5 MB: {', '.join(too_big)}")

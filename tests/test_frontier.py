@@ -2,6 +2,7 @@
 table and its regenerable section of the card."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from analysis.frontier import (SECTION_END, SECTION_START, Point, frontier_figur
 from conftest import TINY_CONFIG, smooth_photos
 from qkvae import QKVAE, QKVAEConfig, load_qkvae, train
 from qkvae.flops import flops_per_image
-from scripts import ship_variant
+from scripts import ship_variant, variant_card
 
 
 def conv_macs(c: QKVAEConfig) -> tuple[int, int]:
@@ -67,6 +68,17 @@ def test_a_finished_run_ships_with_its_card(finished_run, photos, tmp_path, caps
     card = (folder / "README.md").read_text()
     assert f"PSNR {v['quality'][0]['psnr']:.2f} dB" in card and "3 of 3 steps" in card and "(codebook 1,000)" in card
     assert "photos" in line
+
+
+def test_a_new_measurement_rewrites_the_variant_card_and_keeps_its_training(finished_run, photos, tmp_path):
+    ship_variant.ship(finished_run, "qkvae-tiny", tmp_path, repeats=1, sources={"photos": str(photos)})
+    folder = tmp_path / "qkvae-tiny"
+    shipped = json.loads((folder / "variant.json").read_text())
+    point = Point.from_json({k: v for k, v in shipped.items() if k != "training"})
+    variant_card.write_variant(folder, replace(point, encode_images_per_s=1234.0), variant_card.read_training(folder))
+    again = json.loads((folder / "variant.json").read_text())
+    assert again["encode_images_per_s"] == 1234.0 and again["training"] == shipped["training"]
+    assert "| encode | 1,234 images/s" in (folder / "README.md").read_text()
 
 
 @pytest.fixture
