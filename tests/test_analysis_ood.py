@@ -104,6 +104,10 @@ def test_verdicts_name_the_feature_that_drove_them():
         assert "further out than all 400 calibration photos" in v.explanation
     assert cal.verdict(*cal.combine(tail_values(typical))).label in (IN_DISTRIBUTION, UNUSUAL)
     assert cal.verdict(0.0, np.zeros(len(TESTS))).label == IN_DISTRIBUTION
+    near = cal.verdict(0.5 * cal.thresholds[1], np.log10([0.5, 0.5, 0.04] + [0.5] * (len(TESTS) - 3)))
+    assert near.label == IN_DISTRIBUTION and near.feature == "token_mix"  # how far in, and on what, said too
+    assert "0.50 times the out-of-distribution threshold" in near.explanation
+    assert f"{TESTS[2].title}, is above 96% of theirs" in near.explanation
     v = cal.verdict(cal.thresholds[0] + 0.01, np.log10([0.5, 0.5, 0.004] + [0.5] * (len(TESTS) - 3)))
     assert v.label == UNUSUAL and v.feature == "token_mix" and "beyond 99.6% of the calibration photos" in v.explanation
     far = cal.verdict(3 * cal.thresholds[1], np.log10([1e-9] * len(TESTS)))
