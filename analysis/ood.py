@@ -293,14 +293,14 @@ class Calibration:
         test = TESTS[int(np.argmin(log_p))]
         unusual, outside = self.thresholds
         how_far = f"score {score:.2f}, {score / outside:.2f} times the out-of-distribution threshold {outside:.2f}"
+        among = percentile(log_p.min())  # where that test puts the image among the calibration photos
         if score <= unusual:
             return Verdict(IN_DISTRIBUTION, f"like the calibration photos ({how_far}; its most unusual reading, "
-                                            f"{test.title}, is above {percentile(log_p.min()):.0f}% of theirs)",
-                           test.name)
+                                            f"{test.title}, is above {among:.0f}% of theirs)", test.name)
         label = UNUSUAL if score <= outside else OUT_OF_DISTRIBUTION
         n = len(self.values)
         where = (f"further out than all {n:,} calibration photos" if 10 ** log_p.min() < 1 / (n + 1)
-                 else f"beyond {percentile(log_p.min()):.1f}% of the calibration photos")
+                 else f"beyond {among:.1f}% of the calibration photos")
         return Verdict(label, f"{test.reason} ({where}; {how_far})", test.name)
 
     def combine(self, tail_values_row) -> tuple[float, np.ndarray]:

@@ -22,6 +22,7 @@ from analysis.ood import OUT_OF_DISTRIBUTION, UNUSUAL, auroc
 from analysis.ood_images import ood_images
 from analysis.reference import CALIBRATION_PREFIX, load_reference
 from analysis.stress import rescale, rng
+from qkvae.cli import run_cli
 from qkvae.pipeline import encode_images, load_fitted
 from qkvae.weights import load_qkvae, weights_fingerprint
 from scripts.residual_vs_ood import MIN_KIND, kind
@@ -74,23 +75,27 @@ def main(argv=None) -> int:
     p.add_argument("--photos", help="photos to make photo-like kinds from (calibration photos are left out)")
     p.add_argument("folders", nargs="*", help="folders of images named <kind>_<n>")
     args = p.parse_args(argv)
+    return run_cli(lambda: print(table(args.in_distribution, args.photos, args.folders)))
+
+
+def table(in_distribution: str, photos: str | None, folders: list[str]) -> str:
+    """The markdown table: the built-in benchmark's kinds, each folder's, then those made from ``photos``."""
     model = load_qkvae(device="cpu")
     reference = load_reference(None, weights_fingerprint(model)[1])
-    inside, _ = scores(model, reference, load_fitted(args.in_distribution).images)
+    inside, _ = scores(model, reference, load_fitted(in_distribution).images)
     lines = ["| set | kind | images | AUROC | unusual or more | out of distribution | above the 99th pct |",
              "|---|---|---|---|---|---|---|"]
     builtin = ood_images(model.config.image_size)
     lines += kind_rows(model, reference, "built-in", inside, builtin.images, builtin.categories)
-    for folder in args.folders:
+    for folder in folders:
         fitted = load_fitted(folder)
         lines += kind_rows(model, reference, Path(folder).name, inside, fitted.images, [kind(n) for n in fitted.names])
-    if args.photos:
-        fitted = load_fitted(args.photos)
+    if photos:
+        fitted = load_fitted(photos)
         keep = [i for i, n in enumerate(fitted.names) if not Path(n).name.startswith(CALIBRATION_PREFIX)]
         for k, rgb in made_kinds([fitted.names[i] for i in keep], fitted.images[keep]).items():
-            lines.append(row(f"made from {Path(args.photos).name}", k, inside, *scores(model, reference, rgb)))
-    print("\n".join(lines))
-    return 0
+            lines.append(row(f"made from {Path(photos).name}", k, inside, *scores(model, reference, rgb)))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

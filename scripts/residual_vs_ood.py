@@ -7,6 +7,7 @@ Kinds in a folder come from file names ``<kind>_<n>`` or ``<kind>__<name>``. Pri
 numbers only (a markdown table), never per-image values, so private sets stay private.
 """
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from scipy.stats import spearmanr
 from analysis.complexity import expectation
 from analysis.ood_images import ood_images
 from analysis.reference import load_reference
+from qkvae.cli import run_cli
 from qkvae.pipeline import FittedImages, load_fitted, reconstruct_set
 from qkvae.weights import load_qkvae, weights_fingerprint
 
@@ -44,18 +46,25 @@ def rows(model, reference, label: str, fitted: FittedImages, kinds: list[str]) -
 
 
 def main(argv=None) -> int:
-    folders = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m scripts.residual_vs_ood", description=__doc__.split("\n")[0])
+    p.add_argument("folders", nargs="*", help="folders of images named <kind>_<n> or <kind>__<name>")
+    folders = p.parse_args(argv).folders
+    return run_cli(lambda: print(table(folders)))
+
+
+def table(folders: list[str]) -> str:
+    """The markdown table: the built-in benchmark's kinds, then each folder's."""
     model = load_qkvae(device="cpu")
     reference = load_reference(None, weights_fingerprint(model)[1])
     builtin = ood_images(model.config.image_size)
     lines = ["| set | kind | images | median PSNR (dB) | median residual (dB) | Spearman residual/PSNR "
              "| Spearman OOD score/PSNR |", "|---|---|---|---|---|---|---|"]
-    lines += rows(model, reference, "built-in", FittedImages(builtin.names, builtin.images, [None] * len(builtin.names), []), builtin.categories)
+    unlabelled = FittedImages(builtin.names, builtin.images, [None] * len(builtin.names), [])
+    lines += rows(model, reference, "built-in", unlabelled, builtin.categories)
     for folder in folders:
         fitted = load_fitted(folder)
         lines += rows(model, reference, Path(folder).name, fitted, [kind(n) for n in fitted.names])
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
